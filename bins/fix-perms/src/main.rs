@@ -1,0 +1,71 @@
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Parser;
+use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+
+/// Make a shared volume (PVC) usable by every pipeline task, whatever UID it runs as.
+///
+/// Gives every entry below each DIR one group (--gid, default: the DIR's own group), makes
+/// directories 2775 (setgid, so new files inherit the group) and files group read-write
+/// (x bits kept, set-id bits dropped). Symlinks are never followed: a link's own group is
+/// changed, never its target's, and the walk never leaves the tree. Safe to run again: a
+/// second run changes nothing.
+#[derive(Debug, Parser)]
+#[command(name = "fix-perms", version)]
+struct Args {
+    /// Trees to repair. Default: the workspace (--workspace).
+    #[arg(value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+
+    /// The workspace (PVC root) to repair when no DIR is given.
+    #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
+    workspace: Option<PathBuf>,
+
+    /// Group to give every entry. Default: each DIR's own group (the pod's fsGroup on a PVC).
+    #[arg(long, env = "MODELCAR_GID")]
+    gid: Option<u32>,
+
+    /// Only list (on stderr) and count what would change; change nothing.
+    #[arg(long, env = "MODELCAR_DRY_RUN")]
+    dry_run: bool,
+
+    /// Worker threads; network storage answers faster with more requests in flight.
+    #[arg(long, env = "MODELCAR_JOBS", default_value = "16")]
+    jobs: NonZeroUsize,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.common.init();
+    exit_code(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let roots = match (args.dirs.is_empty(), args.workspace) {
+        (false, _) => args.dirs,
+        (true, Some(ws)) => vec![ws],
+        (true, None) => bail!(UsageError(
+            "nothing to repair: give a DIR, or --workspace / MODELCAR_WORKSPACE".into()
+        )),
+    };
+    let report = fix_perms::run(&fix_perms::Options {
+        roots,
+        gid: args.gid,
+        dry_run: args.dry_run,
+        jobs: args.jobs,
+    })?;
+    args.common.emit(&report)?;
+    if report.errors > 0 {
+        bail!(
+            "{} entries could not be read or changed (see the warnings above)",
+            report.errors
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! The command-line conventions every binary follows (DESIGN.md section 7): the flags they all
+//! take, logs on stderr, the result on stdout and in `--results-dir`, exit codes.
+//!
+//! A binary's `main` is: parse its clap struct (which flattens [`CommonArgs`]), call
+//! [`CommonArgs::init`], run its library call, hand the result to [`exit_code`].
+
+mod exit;
+mod logging;
+mod output;
+
+pub use exit::{exit_code, UsageError, EXIT_FAILURE, EXIT_USAGE};
+pub use logging::{LogFormat, LogLevel};
+pub use output::{OutputError, OutputFormat, Report};
+
+use std::path::PathBuf;
+
+use crate::perms::set_shared_umask;
+
+/// Flags shared by every binary; `#[command(flatten)]` it into the binary's own arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Format of the logs on stderr: `text` for people, `json` for log pipelines.
+    #[arg(long, value_enum, env = "MODELCAR_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Most verbose level of log written to stderr.
+    #[arg(long, value_enum, env = "MODELCAR_LOG_LEVEL", default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Format of the result on stdout: short `text`, or one `json` object for scripts.
+    #[arg(long, value_enum, env = "MODELCAR_OUTPUT", default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Also write each result value to DIR/<NAME>, without a trailing newline (Tekton results).
+    #[arg(long, env = "MODELCAR_RESULTS_DIR", value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// Process set-up every binary needs before doing any work: the shared umask and logging.
+    pub fn init(&self) {
+        set_shared_umask();
+        logging::init(self.log_format, self.log_level);
+    }
+
+    /// Prints `report` on stdout in the chosen format and writes its results to `--results-dir`.
+    pub fn emit<R: Report>(&self, report: &R) -> Result<(), OutputError> {
+        output::print(report, self.output)?;
+        match &self.results_dir {
+            Some(dir) => output::write_results(dir, &report.results()),
+            None => Ok(()),
+        }
+    }
+}

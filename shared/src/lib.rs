@@ -1,0 +1,12 @@
+//! What every modelcar binary shares (DESIGN.md sections 2, 3, 4 and 7): the PVC layout, the
+//! group-shared permission scheme, the publish metadata file and the command-line conventions.
+//! Nothing specific to one binary lives here.
+
+pub mod atomic_file;
+pub mod cli;
+pub mod layout;
+pub mod metadata;
+pub mod perms;
+
+pub use layout::Workspace;
+pub use metadata::{Metadata, MetadataFile};
