@@ -11,7 +11,9 @@ pub const WORKSPACE_ENV: &str = "MODELCAR_WORKSPACE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("workspace {path} does not exist or is not a directory (--workspace / {WORKSPACE_ENV})")]
+    #[error(
+        "workspace {path} does not exist or is not a directory (--workspace / {WORKSPACE_ENV})"
+    )]
     NotADirectory { path: PathBuf },
     #[error("invalid model name {name:?}: it must be one path component, not empty, '.' or '..'")]
     BadModelName { name: String },

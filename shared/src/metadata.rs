@@ -267,9 +267,16 @@ mod tests {
         for content in ["", "{\"schema\":1,\"image\":\"x", "[]", "not json"] {
             fs::write(file.path(), content).unwrap();
             let err = file.update(|m| m.image = Some("y".into())).unwrap_err();
-            assert!(matches!(err, MetadataError::Corrupt { .. }), "{content:?}: {err}");
+            assert!(
+                matches!(err, MetadataError::Corrupt { .. }),
+                "{content:?}: {err}"
+            );
             assert!(err.to_string().contains("metadata.json"), "{err}");
-            assert_eq!(fs::read_to_string(file.path()).unwrap(), content, "file was reset");
+            assert_eq!(
+                fs::read_to_string(file.path()).unwrap(),
+                content,
+                "file was reset"
+            );
         }
     }
 

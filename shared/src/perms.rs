@@ -37,7 +37,13 @@ pub fn create_shared_dir_all(path: &Path) -> io::Result<()> {
     match fs::create_dir(path) {
         // mkdir() masks the mode with the umask and may drop setgid: set it explicitly.
         Ok(()) => fs::set_permissions(path, Permissions::from_mode(SHARED_DIR_MODE)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match path.is_dir() {
+            true => Ok(()), // created by a concurrent step
+            false => Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} exists and is not a directory", path.display()),
+            )),
+        },
         Err(e) => Err(e),
     }
 }
@@ -70,6 +76,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join("f"), b"x").unwrap();
         let err = create_shared_dir_all(&tmp.path().join("f/sub")).unwrap_err();
-        assert_ne!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory);
+        assert!(
+            err.to_string().contains("/f exists and is not a directory"),
+            "{err}"
+        );
     }
 }

@@ -1,1 +1,27 @@
+//! Test harness shared by the integration tests of every binary: real servers on localhost
+//! (DESIGN.md section 8). Test code: failures here panic with a message that says what to fix.
 
+pub mod http;
+pub mod registry;
+
+pub use registry::{Registry, RegistryAuth};
+
+use std::net::TcpListener;
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("cannot bind a localhost port")
+}
+
+/// Panics with an install hint when a system tool the tests need is missing.
+pub fn require_tool(name: &str) -> std::path::PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed: run scripts/test.sh, which installs it")
+        })
+}

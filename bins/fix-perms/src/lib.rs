@@ -15,8 +15,8 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::stat::{fstat, Mode};
 
-pub use report::{FixReport, RootReport};
 use policy::Policy;
+pub use report::{FixReport, RootReport};
 use walk::{Stats, Walker};
 
 /// What to repair and how.
@@ -59,7 +59,9 @@ pub fn run(opts: &Options) -> Result<FixReport, FixError> {
         let (fd, root_gid) = match open_root(path) {
             Ok(opened) => opened,
             Err(e) => {
-                stats.errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(path = %path.display(), "cannot open directory: {}", e.desc());
                 roots.push(RootReport {
                     path: path.clone(),

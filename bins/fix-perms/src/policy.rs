@@ -93,7 +93,13 @@ mod tests {
     #[test]
     fn symlinks_only_change_group_and_devices_never_change() {
         let c = P.change_for(Kind::Symlink, 0o777, 0);
-        assert_eq!(c, Change { mode: None, gid: Some(1000) });
+        assert_eq!(
+            c,
+            Change {
+                mode: None,
+                gid: Some(1000)
+            }
+        );
         assert!(P.change_for(Kind::Device, 0o600, 0).is_empty());
     }
 

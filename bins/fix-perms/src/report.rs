@@ -38,7 +38,11 @@ impl Report for FixReport {
                 (None, None) => r.path.display().to_string(),
             })
             .collect();
-        let verb = if self.dry_run { "would change" } else { "changed" };
+        let verb = if self.dry_run {
+            "would change"
+        } else {
+            "changed"
+        };
         let note = if self.changed == 0 && self.errors == 0 {
             " (already correct)"
         } else {

@@ -118,5 +118,9 @@ fn list_names(dir: &OwnedFd) -> nix::Result<Vec<CString>> {
 fn describe(change: &Change, perm: u32, gid: u32) -> String {
     let mode = change.mode.map(|m| format!("mode {perm:04o} -> {m:04o}"));
     let group = change.gid.map(|g| format!("group {gid} -> {g}"));
-    [mode, group].into_iter().flatten().collect::<Vec<_>>().join(", ")
+    [mode, group]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -36,7 +36,9 @@ pub enum OutputError {
 pub(super) fn print<R: Report>(report: &R, format: OutputFormat) -> Result<(), OutputError> {
     let text = match format {
         OutputFormat::Text => report.human(),
-        OutputFormat::Json => serde_json::to_string(report).map_err(io::Error::other).map_err(OutputError::Stdout)?,
+        OutputFormat::Json => serde_json::to_string(report)
+            .map_err(io::Error::other)
+            .map_err(OutputError::Stdout)?,
     };
     let mut out = io::stdout().lock();
     writeln!(out, "{text}")
@@ -44,7 +46,10 @@ pub(super) fn print<R: Report>(report: &R, format: OutputFormat) -> Result<(), O
         .map_err(OutputError::Stdout)
 }
 
-pub(super) fn write_results(dir: &Path, results: &[(&'static str, String)]) -> Result<(), OutputError> {
+pub(super) fn write_results(
+    dir: &Path,
+    results: &[(&'static str, String)],
+) -> Result<(), OutputError> {
     let file_error = |path: PathBuf| move |source| OutputError::ResultFile { path, source };
     create_shared_dir_all(dir).map_err(file_error(dir.to_owned()))?;
     for (name, value) in results {
@@ -62,9 +67,15 @@ mod tests {
     fn results_are_written_without_trailing_newline() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("results");
-        let results = [("IMAGE_URL", "r/m:1".to_string()), ("IMAGE_DIGEST", "sha256:ab".to_string())];
+        let results = [
+            ("IMAGE_URL", "r/m:1".to_string()),
+            ("IMAGE_DIGEST", "sha256:ab".to_string()),
+        ];
         write_results(&dir, &results).unwrap();
         assert_eq!(std::fs::read(dir.join("IMAGE_URL")).unwrap(), b"r/m:1");
-        assert_eq!(std::fs::read(dir.join("IMAGE_DIGEST")).unwrap(), b"sha256:ab");
+        assert_eq!(
+            std::fs::read(dir.join("IMAGE_DIGEST")).unwrap(),
+            b"sha256:ab"
+        );
     }
 }

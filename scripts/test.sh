@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs the system packages the tests run against
+# (the CNCF distribution registry, skopeo, umoci, htpasswd), then format check, clippy with
+# warnings as errors, and every test of the workspace. Needs root (or sudo): the tests chown
+# files to other UIDs and run steps as unprivileged users, as Tekton does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
+
+# command -> Debian package
+declare -A packages=(
+  [docker-registry]=docker-registry
+  [skopeo]=skopeo
+  [umoci]=umoci
+  [htpasswd]=apache2-utils
+  [setpriv]=util-linux
+)
+missing=()
+for cmd in "${!packages[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if [ "$(id -u)" = 0 ]; then
+  cargo test --workspace --locked
+else
+  # The permission tests need root; keep the user's toolchain through sudo.
+  cargo test --workspace --locked --no-run
+  $sudo env "PATH=$PATH" cargo test --workspace --locked
+fi

@@ -1,0 +1,179 @@
+//! A real CNCF distribution registry (Debian's `docker-registry`) for one test.
+//!
+//! Started on a free localhost port with its storage in a temp dir; stopped by its PID when the
+//! `Registry` is dropped. It also dies with the test thread that started it (PR_SET_PDEATHSIG),
+//! so a test that panics or is killed leaves no registry behind: start one per test.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{free_port, http::get_status, require_tool};
+
+/// How clients must authenticate to the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryAuth {
+    None,
+    /// HTTP basic auth against an htpasswd file (bcrypt), made with `htpasswd -B`.
+    Htpasswd {
+        user: String,
+        password: String,
+    },
+}
+
+pub struct Registry {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+    auth: RegistryAuth,
+}
+
+impl Registry {
+    /// An open registry: anyone may push and pull.
+    pub fn start() -> Self {
+        Self::start_with(RegistryAuth::None)
+    }
+
+    /// A registry that demands basic auth with `user`/`password`.
+    pub fn start_with_htpasswd(user: &str, password: &str) -> Self {
+        Self::start_with(RegistryAuth::Htpasswd {
+            user: user.into(),
+            password: password.into(),
+        })
+    }
+
+    pub fn start_with(auth: RegistryAuth) -> Self {
+        let bin = require_tool("docker-registry");
+        let dir = tempfile::Builder::new()
+            .prefix("modelcar-registry-")
+            .tempdir()
+            .expect("cannot make the registry's temp dir");
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        fs::write(&config, config_yaml(dir.path(), port, &auth))
+            .expect("cannot write registry config");
+        let log =
+            fs::File::create(dir.path().join("registry.log")).expect("cannot create registry log");
+        let mut command = Command::new(bin);
+        command
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cannot dup log"))
+            .stderr(log);
+        die_with_parent(&mut command);
+        let child = command.spawn().expect("cannot start docker-registry");
+        let registry = Self {
+            child,
+            dir,
+            port,
+            auth,
+        };
+        registry.wait_until_ready();
+        registry
+    }
+
+    /// `127.0.0.1:PORT`, as used in image references.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn auth(&self) -> &RegistryAuth {
+        &self.auth
+    }
+
+    /// Where the registry keeps blobs and manifests.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    /// The registry's own log, for assertion messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Status of `GET /v2/`: 200 when open (or with the right credentials), 401 otherwise.
+    pub fn ping(&self, basic: Option<(&str, &str)>) -> std::io::Result<u16> {
+        get_status(&self.host(), "/v2/", basic)
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if matches!(self.ping(None), Ok(200 | 401)) {
+                return;
+            }
+            sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "docker-registry did not answer on {} within 20 s; its log:\n{}",
+            self.host(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config_yaml(dir: &Path, port: u16, auth: &RegistryAuth) -> String {
+    let storage = dir.join("storage");
+    let mut yaml = format!(
+        "version: 0.1\n\
+         log:\n  level: warn\n  accesslog:\n    disabled: true\n\
+         storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         maintenance:\n    uploadpurging:\n      enabled: false\n\
+         http:\n  addr: 127.0.0.1:{port}\n",
+        storage.display()
+    );
+    if let RegistryAuth::Htpasswd { user, password } = auth {
+        let file = dir.join("htpasswd");
+        write_htpasswd(&file, user, password);
+        yaml.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: modelcar-test\n    path: {}\n",
+            file.display()
+        ));
+    }
+    yaml
+}
+
+fn write_htpasswd(file: &Path, user: &str, password: &str) {
+    let out = Command::new(require_tool("htpasswd"))
+        .args(["-Bbn", user, password])
+        .output()
+        .expect("cannot run htpasswd");
+    assert!(
+        out.status.success(),
+        "htpasswd failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::write(file, out.stdout).expect("cannot write htpasswd file");
+}
+
+/// The registry gets SIGKILL when the thread that spawned it ends.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
