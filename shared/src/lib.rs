@@ -4,9 +4,11 @@
 
 pub mod atomic_file;
 pub mod cli;
+pub mod digest;
 pub mod layout;
 pub mod metadata;
 pub mod perms;
+pub mod registry;
 
 pub use layout::Workspace;
 pub use metadata::{Metadata, MetadataFile};

@@ -1,0 +1,287 @@
+//! Answering registry challenges (distribution's token auth spec): Basic, or a Bearer token from
+//! the realm named in `WWW-Authenticate`, fetched with the user's credentials for the scopes
+//! this client needs, and fetched again before it expires or whenever the registry says 401.
+//! Credentials are looked up on every token fetch, so a rotated token file is always used.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::AUTHORIZATION;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use super::credentials::{CredentialSource, Found};
+use super::error::RegistryError;
+
+/// Lifetime of a token whose response gives none (the spec's default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How the registry asked to be authenticated, from its last 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    challenge: Option<Challenge>,
+    bearer: Option<Token>,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    value: String,
+    /// When to fetch the next one: a margin before the registry would reject this one.
+    refresh_at: Instant,
+}
+
+/// The authorization of one client: one registry, a fixed set of scopes.
+#[derive(Debug)]
+pub struct Auth {
+    registry: String,
+    /// `registry/repository`, for looking up repository-scoped auth file entries.
+    name: String,
+    scopes: Vec<String>,
+    credentials: CredentialSource,
+    state: Mutex<State>,
+}
+
+impl Auth {
+    pub fn new(
+        registry: String,
+        name: String,
+        scopes: Vec<String>,
+        credentials: CredentialSource,
+    ) -> Self {
+        Self {
+            registry,
+            name,
+            scopes,
+            credentials,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The `Authorization` value for the next request, if the registry has asked for one.
+    /// A bearer token close to expiry is replaced first, so a long push never sends a stale one.
+    pub async fn header(&self, http: &reqwest::Client) -> Result<Option<String>, RegistryError> {
+        let mut state = self.state.lock().await;
+        match state.challenge.clone() {
+            None => Ok(None),
+            Some(Challenge::Basic) => Ok(Some(self.credentials_or_err()?.basic.header_value())),
+            Some(Challenge::Bearer { realm, service }) => {
+                if let Some(token) = state
+                    .bearer
+                    .as_ref()
+                    .filter(|t| Instant::now() < t.refresh_at)
+                {
+                    return Ok(Some(format!("Bearer {}", token.value)));
+                }
+                let token = self.fetch_token(http, &realm, service.as_deref()).await?;
+                let header = format!("Bearer {}", token.value);
+                state.bearer = Some(token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    /// Takes note of a 401: the challenge it carries, and that the current token is no good.
+    /// Returns false when there is nothing new to try (so the caller reports the rejection).
+    pub async fn challenged(&self, www_authenticate: Option<&str>) -> bool {
+        let mut state = self.state.lock().await;
+        let challenge = www_authenticate.and_then(parse_challenge);
+        let had_token = state.bearer.take().is_some();
+        match challenge {
+            Some(c) if state.challenge.as_ref() != Some(&c) => {
+                state.challenge = Some(c);
+                true
+            }
+            // Same challenge: worth one more try only if we had a token that may have expired.
+            Some(Challenge::Bearer { .. }) => had_token,
+            _ => false,
+        }
+    }
+
+    /// Where the credentials in use came from, for error messages.
+    pub fn credential_source(&self) -> Option<String> {
+        self.credentials
+            .lookup(&self.registry, &self.name)
+            .ok()
+            .flatten()
+            .map(|f| f.source)
+    }
+
+    fn credentials_or_err(&self) -> Result<Found, RegistryError> {
+        self.credentials
+            .lookup(&self.registry, &self.name)?
+            .ok_or_else(|| RegistryError::NoCredentials {
+                registry: self.registry.clone(),
+            })
+    }
+
+    async fn fetch_token(
+        &self,
+        http: &reqwest::Client,
+        realm: &str,
+        service: Option<&str>,
+    ) -> Result<Token, RegistryError> {
+        let started = Instant::now();
+        let action = format!("token request to {realm}");
+        let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
+            registry: self.registry.clone(),
+            action: action.clone(),
+            detail: format!("the challenge's realm is not a URL: {e}"),
+        })?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.extend_pairs(service.map(|s| ("service", s)));
+            query.extend_pairs(self.scopes.iter().map(|s| ("scope", s.as_str())));
+        }
+        let mut request = http.get(url);
+        let found = self.credentials.lookup(&self.registry, &self.name)?;
+        if let Some(found) = &found {
+            request = request.header(AUTHORIZATION, found.basic.header_value());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|source| RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                action: action.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(match found {
+                Some(found) => RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                    action,
+                    credential_source: found.source,
+                },
+                None => RegistryError::NoCredentials {
+                    registry: self.registry.clone(),
+                },
+            });
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|source| RegistryError::Unreachable {
+                registry: self.registry.clone(),
+                action: action.clone(),
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(RegistryError::status(
+                &self.registry,
+                &action,
+                status,
+                &body,
+            ));
+        }
+        let answer: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                registry: self.registry.clone(),
+                action: action.clone(),
+                detail: format!("token response is not JSON with a token: {e}"),
+            })?;
+        let value =
+            answer
+                .token
+                .or(answer.access_token)
+                .ok_or_else(|| RegistryError::Protocol {
+                    registry: self.registry.clone(),
+                    action,
+                    detail: "token response has neither `token` nor `access_token`".into(),
+                })?;
+        let lifetime = answer
+            .expires_in
+            .filter(|&s| s > 0)
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        tracing::debug!(registry = %self.registry, lifetime_s = lifetime.as_secs(), "new bearer token");
+        Ok(Token {
+            value,
+            refresh_at: started + lifetime - refresh_margin(lifetime),
+        })
+    }
+}
+
+/// Renew a quarter of the lifetime early (at most 30 s), so a request started with the token
+/// still finds it valid when the registry checks it.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 4).min(Duration::from_secs(30))
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    expires_in: Option<u64>,
+}
+
+fn parse_challenge(header: &str) -> Option<Challenge> {
+    let challenges = http_auth::parse_challenges(header).ok()?;
+    let find = |scheme: &str| {
+        challenges
+            .iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case(scheme))
+    };
+    if let Some(bearer) = find("bearer") {
+        let param = |name: &str| {
+            bearer
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_unescaped())
+        };
+        return Some(Challenge::Bearer {
+            realm: param("realm")?,
+            service: param("service"),
+        });
+    }
+    find("basic").map(|_| Challenge::Basic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_and_basic_challenges() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("reg".into())
+            })
+        );
+        assert_eq!(
+            parse_challenge(r#"Basic realm="registry""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenge("Bearer service=\"x\""),
+            None,
+            "a bearer challenge needs a realm"
+        );
+        assert_eq!(parse_challenge("garbage ,,, ="), None);
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(
+            refresh_margin(Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            refresh_margin(Duration::from_secs(3600)),
+            Duration::from_secs(30)
+        );
+    }
+}

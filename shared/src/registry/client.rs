@@ -1,0 +1,466 @@
+//! A client for one repository of an OCI distribution registry: the calls build-push and mirror
+//! need, with authentication, retries of transient failures, and errors that name the registry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+
+use super::auth::Auth;
+use super::credentials::CredentialSource;
+use super::error::RegistryError;
+use super::reference::Reference;
+
+/// Attempts of a replayable request before a transient failure is final; the pauses between
+/// them double from [`FIRST_BACKOFF`], about a minute in all.
+const ATTEMPTS: u32 = 7;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How to reach a registry.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub credentials: CredentialSource,
+    /// Plain HTTP; `None`: only for localhost, as docker and podman do.
+    pub plain_http: Option<bool>,
+    /// Extra PEM roots trusted beside the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS verification. Only when asked.
+    pub insecure: bool,
+}
+
+/// An open upload: where to send the next bytes, and how many the registry has.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    pub location: Url,
+    pub offset: u64,
+}
+
+/// A manifest as the registry stored it: its exact bytes are what the digest is over.
+#[derive(Debug, Clone)]
+pub struct RawManifest {
+    pub media_type: String,
+    pub bytes: Bytes,
+    pub digest: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    reference: Reference,
+    /// `http(s)://host/v2/<repository>/`
+    repo_url: Url,
+    auth: Auth,
+}
+
+impl RegistryClient {
+    /// A client for `reference`'s repository, with push and pull rights, plus pull rights on
+    /// `mount_from` repositories of the same registry (for cross-repository blob mounts).
+    pub fn new(
+        reference: &Reference,
+        mount_from: &[String],
+        opts: &ConnectOptions,
+    ) -> Result<Self, RegistryError> {
+        let http = http_client(opts)?;
+        let plain = opts.plain_http.unwrap_or_else(|| reference.is_localhost());
+        let scheme = if plain { "http" } else { "https" };
+        let repo_url = Url::parse(&format!(
+            "{scheme}://{}/v2/{}/",
+            reference.api_host(),
+            reference.repository
+        ))
+        .map_err(|e| {
+            RegistryError::Setup(format!("bad registry address {}: {e}", reference.registry))
+        })?;
+        let mut scopes = vec![format!("repository:{}:pull,push", reference.repository)];
+        scopes.extend(
+            mount_from
+                .iter()
+                .map(|repo| format!("repository:{repo}:pull")),
+        );
+        let auth = Auth::new(
+            reference.registry.clone(),
+            reference.name(),
+            scopes,
+            opts.credentials.clone(),
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                reference: reference.clone(),
+                repo_url,
+                auth,
+            }),
+        })
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.inner.reference
+    }
+
+    fn registry(&self) -> &str {
+        &self.inner.reference.registry
+    }
+
+    fn url(&self, path: &str) -> Url {
+        self.inner
+            .repo_url
+            .join(path)
+            .expect("registry paths are valid URL paths")
+    }
+
+    /// The blob's size if the repository has it.
+    pub async fn blob_size(&self, digest: &str) -> Result<Option<u64>, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let action = format!("HEAD blob {digest}");
+        let resp = self.send(&action, |http| http.head(url.clone())).await?;
+        match resp.status() {
+            StatusCode::OK => Ok(Some(content_length(resp.headers()).unwrap_or(0))),
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Asks the registry to link a blob from another repository. `Ok(None)`: mounted, nothing
+    /// to upload. `Ok(Some(session))`: the registry could not mount it and opened an upload.
+    pub async fn mount_blob(
+        &self,
+        digest: &str,
+        from_repository: &str,
+    ) -> Result<Option<UploadSession>, RegistryError> {
+        let mut url = self.url("blobs/uploads/");
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from_repository);
+        let action = format!("mount blob {digest} from {from_repository}");
+        let resp = self
+            .send(&action, |http| {
+                http.post(url.clone()).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(None),
+            StatusCode::ACCEPTED => Ok(Some(self.session_from(&action, &resp, 0)?)),
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Opens an upload session.
+    pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
+        let url = self.url("blobs/uploads/");
+        let action = "start blob upload";
+        let resp = self
+            .send(action, |http| {
+                http.post(url.clone()).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::ACCEPTED => self.session_from(action, &resp, 0),
+            status => Err(self.unexpected(action, status, resp).await),
+        }
+    }
+
+    /// Sends the next `len` bytes of the blob as one PATCH with a streamed body. Not retried
+    /// here: the body is consumed by the attempt, so the caller decides how to go on.
+    pub async fn upload_chunk(
+        &self,
+        session: &mut UploadSession,
+        body: reqwest::Body,
+        len: u64,
+    ) -> Result<(), RegistryError> {
+        let end = session.offset + len - 1;
+        let action = format!("upload bytes {}-{end}", session.offset);
+        let mut request = self
+            .inner
+            .http
+            .patch(session.location.clone())
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .header(CONTENT_LENGTH, len)
+            .header("Content-Range", format!("{}-{end}", session.offset))
+            .body(body);
+        if let Some(auth) = self.inner.auth.header(&self.inner.http).await? {
+            request = request.header(AUTHORIZATION, auth);
+        }
+        let resp = request
+            .send()
+            .await
+            .map_err(|source| self.unreachable(&action, source))?;
+        match resp.status() {
+            StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
+                *session = self.session_from(&action, &resp, end + 1)?;
+                Ok(())
+            }
+            StatusCode::UNAUTHORIZED => {
+                let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
+                self.inner.auth.challenged(challenge.as_deref()).await;
+                Err(self.rejected(&action))
+            }
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Closes the upload: the registry checks the digest over all bytes received.
+    pub async fn finish_upload(
+        &self,
+        session: &UploadSession,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let mut url = session.location.clone();
+        url.query_pairs_mut().append_pair("digest", digest);
+        let action = format!("finish upload of {digest}");
+        let resp = self
+            .send(&action, |http| {
+                http.put(url.clone()).header(CONTENT_LENGTH, 0)
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Uploads a small blob held in memory (configs) in one POST + PUT.
+    pub async fn upload_bytes(&self, bytes: Bytes, digest: &str) -> Result<(), RegistryError> {
+        let session = self.start_upload().await?;
+        let mut url = session.location.clone();
+        url.query_pairs_mut().append_pair("digest", digest);
+        let action = format!("upload blob {digest}");
+        let resp = self
+            .send(&action, |http| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Stores a manifest under `tag_or_digest`; returns the digest the registry computed.
+    pub async fn put_manifest(
+        &self,
+        tag_or_digest: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<String, RegistryError> {
+        let url = self.url(&format!("manifests/{tag_or_digest}"));
+        let action = format!(
+            "PUT manifest {}:{tag_or_digest}",
+            self.inner.reference.repository
+        );
+        let resp = self
+            .send(&action, |http| {
+                http.put(url.clone())
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.clone())
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::OK => {
+                Ok(header_str(resp.headers(), "Docker-Content-Digest").unwrap_or_default())
+            }
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Fetches a manifest or index by tag or digest, accepting the given media types.
+    pub async fn get_manifest(
+        &self,
+        tag_or_digest: &str,
+        accept: &[&str],
+    ) -> Result<RawManifest, RegistryError> {
+        let url = self.url(&format!("manifests/{tag_or_digest}"));
+        let action = format!(
+            "GET manifest {}:{tag_or_digest}",
+            self.inner.reference.repository
+        );
+        let accept = accept.join(", ");
+        let resp = self
+            .send(&action, |http| {
+                http.get(url.clone()).header(ACCEPT, &accept)
+            })
+            .await?;
+        if resp.status() != StatusCode::OK {
+            let status = resp.status();
+            return Err(self.unexpected(&action, status, resp).await);
+        }
+        let media_type = header_str(resp.headers(), CONTENT_TYPE).unwrap_or_default();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(&action, e))?;
+        let digest = crate::digest::sha256_digest(&bytes);
+        Ok(RawManifest {
+            media_type,
+            bytes,
+            digest,
+        })
+    }
+
+    /// Starts downloading a blob; the caller streams the body.
+    pub async fn get_blob(&self, digest: &str) -> Result<Response, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let action = format!("GET blob {digest}");
+        let resp = self.send(&action, |http| http.get(url.clone())).await?;
+        match resp.status() {
+            StatusCode::OK => Ok(resp),
+            status => Err(self.unexpected(&action, status, resp).await),
+        }
+    }
+
+    /// Sends a replayable request: answers a 401 challenge once, retries transient failures
+    /// (connection errors, 5xx, 429) with exponential backoff.
+    async fn send(
+        &self,
+        action: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut reauthenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = make(&self.inner.http);
+            if let Some(auth) = self.inner.auth.header(&self.inner.http).await? {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            let outcome = request
+                .send()
+                .await
+                .map_err(|source| self.unreachable(action, source));
+            let failure = match outcome {
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
+                    if !reauthenticated && self.inner.auth.challenged(challenge.as_deref()).await {
+                        reauthenticated = true;
+                        continue;
+                    }
+                    return Err(self.rejected(action));
+                }
+                Ok(resp) if resp.status() == StatusCode::FORBIDDEN => {
+                    return Err(RegistryError::Denied {
+                        registry: self.registry().into(),
+                        action: action.into(),
+                    })
+                }
+                Ok(resp) if is_transient_status(resp.status()) && attempt < ATTEMPTS => {
+                    format!("status {}", resp.status())
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => e.to_string(),
+                Err(e) => return Err(e),
+            };
+            let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            tracing::warn!(registry = %self.registry(), "{action} failed ({failure}); retry {attempt} of {} in {pause:?}", ATTEMPTS - 1);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn session_from(
+        &self,
+        action: &str,
+        resp: &Response,
+        offset: u64,
+    ) -> Result<UploadSession, RegistryError> {
+        let location =
+            header_str(resp.headers(), LOCATION).ok_or_else(|| RegistryError::Protocol {
+                registry: self.registry().into(),
+                action: action.into(),
+                detail: "no Location header for the upload".into(),
+            })?;
+        // Location may be relative to the registry.
+        let location =
+            self.inner
+                .repo_url
+                .join(&location)
+                .map_err(|e| RegistryError::Protocol {
+                    registry: self.registry().into(),
+                    action: action.into(),
+                    detail: format!("bad upload Location {location:?}: {e}"),
+                })?;
+        Ok(UploadSession { location, offset })
+    }
+
+    fn unreachable(&self, action: &str, source: reqwest::Error) -> RegistryError {
+        RegistryError::Unreachable {
+            registry: self.registry().into(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    fn rejected(&self, action: &str) -> RegistryError {
+        match self.inner.auth.credential_source() {
+            Some(credential_source) => RegistryError::Unauthorized {
+                registry: self.registry().into(),
+                action: action.into(),
+                credential_source,
+            },
+            None => RegistryError::NoCredentials {
+                registry: self.registry().into(),
+            },
+        }
+    }
+
+    async fn unexpected(&self, action: &str, status: StatusCode, resp: Response) -> RegistryError {
+        let body = resp.bytes().await.unwrap_or_default();
+        RegistryError::status(self.registry(), action, status, &body)
+    }
+}
+
+fn is_transient_status(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok())
+}
+
+fn http_client(opts: &ConnectOptions) -> Result<reqwest::Client, RegistryError> {
+    // One process-wide rustls provider (ring): a second install attempt is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("modelcar/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        // No overall timeout: a 50 GB layer takes as long as it takes. Stalls are caught by
+        // the read timeout instead.
+        .read_timeout(Duration::from_secs(300))
+        .tcp_keepalive(Duration::from_secs(30));
+    if let Some(path) = &opts.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            RegistryError::Setup(format!("cannot read --ca-file {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            RegistryError::Setup(format!(
+                "--ca-file {} is not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if opts.insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| RegistryError::Setup(e.to_string()))
+}

@@ -1,0 +1,13 @@
+//! Talking to OCI distribution registries (DESIGN.md section 6): references, credentials,
+//! authentication and the protocol calls build-push and mirror share.
+
+mod auth;
+pub mod client;
+pub mod credentials;
+mod error;
+pub mod reference;
+
+pub use client::{ConnectOptions, RawManifest, RegistryClient, UploadSession};
+pub use credentials::{Basic, CredentialSource};
+pub use error::RegistryError;
+pub use reference::{Reference, ReferenceError};
