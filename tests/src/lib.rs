@@ -3,8 +3,10 @@
 
 pub mod http;
 pub mod registry;
+pub mod token_server;
 
 pub use registry::{Registry, RegistryAuth};
+pub use token_server::TokenServer;
 
 use std::net::TcpListener;
 

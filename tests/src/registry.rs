@@ -3,6 +3,7 @@
 //! Started on a free localhost port with its storage in a temp dir; stopped by its PID when the
 //! `Registry` is dropped. It also dies with the test thread that started it (PR_SET_PDEATHSIG),
 //! so a test that panics or is killed leaves no registry behind: start one per test.
+//! With [`RegistryAuth::Token`] it trusts a [`TokenServer`] that the `Registry` owns.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::token_server::{self, TokenServer};
 use crate::{free_port, http::get_status, require_tool};
 
 /// How clients must authenticate to the registry.
@@ -23,6 +25,13 @@ pub enum RegistryAuth {
         user: String,
         password: String,
     },
+    /// Bearer tokens (distribution token auth) from an in-process [`TokenServer`] that issues
+    /// them to `user`/`password` and makes them expire after `ttl_secs` seconds.
+    Token {
+        user: String,
+        password: String,
+        ttl_secs: u64,
+    },
 }
 
 pub struct Registry {
@@ -30,6 +39,8 @@ pub struct Registry {
     dir: TempDir,
     port: u16,
     auth: RegistryAuth,
+    /// Dropped after the registry process is killed (fields drop after `Drop::drop`).
+    token_server: Option<TokenServer>,
 }
 
 impl Registry {
@@ -46,7 +57,25 @@ impl Registry {
         })
     }
 
+    /// A registry that demands bearer tokens from its own token server, which issues them to
+    /// `user`/`password` for `ttl_secs` seconds.
+    pub fn start_with_token(user: &str, password: &str, ttl_secs: u64) -> Self {
+        Self::start_with(RegistryAuth::Token {
+            user: user.into(),
+            password: password.into(),
+            ttl_secs,
+        })
+    }
+
     pub fn start_with(auth: RegistryAuth) -> Self {
+        let token_server = match &auth {
+            RegistryAuth::Token {
+                user,
+                password,
+                ttl_secs,
+            } => Some(TokenServer::start(user, password, *ttl_secs)),
+            RegistryAuth::None | RegistryAuth::Htpasswd { .. } => None,
+        };
         let bin = require_tool("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("modelcar-registry-")
@@ -54,8 +83,11 @@ impl Registry {
             .expect("cannot make the registry's temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
-        fs::write(&config, config_yaml(dir.path(), port, &auth))
-            .expect("cannot write registry config");
+        fs::write(
+            &config,
+            config_yaml(dir.path(), port, &auth, token_server.as_ref()),
+        )
+        .expect("cannot write registry config");
         let log =
             fs::File::create(dir.path().join("registry.log")).expect("cannot create registry log");
         let mut command = Command::new(bin);
@@ -72,6 +104,7 @@ impl Registry {
             dir,
             port,
             auth,
+            token_server,
         };
         registry.wait_until_ready();
         registry
@@ -92,6 +125,11 @@ impl Registry {
 
     pub fn auth(&self) -> &RegistryAuth {
         &self.auth
+    }
+
+    /// The token server that the registry trusts, for [`RegistryAuth::Token`].
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token_server.as_ref()
     }
 
     /// Where the registry keeps blobs and manifests.
@@ -132,7 +170,12 @@ impl Drop for Registry {
     }
 }
 
-fn config_yaml(dir: &Path, port: u16, auth: &RegistryAuth) -> String {
+fn config_yaml(
+    dir: &Path,
+    port: u16,
+    auth: &RegistryAuth,
+    token_server: Option<&TokenServer>,
+) -> String {
     let storage = dir.join("storage");
     let mut yaml = format!(
         "version: 0.1\n\
@@ -142,15 +185,33 @@ fn config_yaml(dir: &Path, port: u16, auth: &RegistryAuth) -> String {
          http:\n  addr: 127.0.0.1:{port}\n",
         storage.display()
     );
-    if let RegistryAuth::Htpasswd { user, password } = auth {
-        let file = dir.join("htpasswd");
-        write_htpasswd(&file, user, password);
-        yaml.push_str(&format!(
-            "auth:\n  htpasswd:\n    realm: modelcar-test\n    path: {}\n",
-            file.display()
-        ));
+    match (auth, token_server) {
+        (RegistryAuth::None, _) => {}
+        (RegistryAuth::Htpasswd { user, password }, _) => {
+            let file = dir.join("htpasswd");
+            write_htpasswd(&file, user, password);
+            yaml.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: modelcar-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        (RegistryAuth::Token { .. }, Some(server)) => yaml.push_str(&token_auth_yaml(server)),
+        (RegistryAuth::Token { .. }, None) => panic!("token auth needs a running token server"),
     }
     yaml
+}
+
+/// The registry's `auth.token` section: challenge clients with `server`'s realm and trust
+/// only tokens that `server` signed for our service.
+fn token_auth_yaml(server: &TokenServer) -> String {
+    format!(
+        "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+         rootcertbundle: {}\n",
+        server.realm(),
+        token_server::SERVICE,
+        token_server::ISSUER,
+        server.cert_path().display()
+    )
 }
 
 fn write_htpasswd(file: &Path, user: &str, password: &str) {

@@ -1,0 +1,546 @@
+//! A bearer-token service for the registry, as in the distribution token auth spec
+//! (<https://distribution.github.io/distribution/spec/auth/token/> and `.../jwt/`).
+//!
+//! It lets the tests drive a client through real `WWW-Authenticate: Bearer` challenges with
+//! tokens that expire after a few seconds, so token refresh can be proven (`tokens_issued`).
+//! Std-only HTTP on 127.0.0.1 (one thread per connection, `Connection: close`); the RSA key,
+//! the self-signed certificate and every RS256 signature come from the `openssl` tool, so the
+//! harness needs no crypto crate.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::prelude::{Engine, BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::require_tool;
+
+/// The `service` the registry announces in its challenges; tokens carry it as `aud`.
+pub const SERVICE: &str = "modelcar-test-registry";
+/// The `iss` of every token; the registry trusts only this issuer.
+pub const ISSUER: &str = "modelcar-test-issuer";
+
+/// Clock-skew allowance that registry 2.8 adds to `exp` (and subtracts from `nbf`) when it
+/// checks a token (`token.Leeway`, 60 s). The server writes `exp` this much earlier, so that
+/// the registry really refuses a token `ttl_secs` after it was issued.
+pub const REGISTRY_LEEWAY_SECS: u64 = 60;
+
+/// Longest request head the server reads: enough for many scopes, small enough to fail fast.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// The token server of one test: stopped (and its key material deleted) when dropped.
+///
+/// Deliberately off-spec in two ways, to make refresh testable: `expires_in` may be under the
+/// 60 s the spec asks for, and the JWT `exp` sits [`REGISTRY_LEEWAY_SECS`] before the real
+/// expiry (clients must treat tokens as opaque and go by `expires_in`).
+pub struct TokenServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    accept_thread: Option<JoinHandle<()>>,
+    /// Holds `key.pem` and `cert.pem`; deleted on drop.
+    _dir: TempDir,
+}
+
+/// What the connection threads need: the policy and the signing key.
+struct Shared {
+    user: String,
+    password: String,
+    ttl_secs: u64,
+    openssl: PathBuf,
+    key: PathBuf,
+    cert: PathBuf,
+    /// Base64 (standard, padded) DER of the signing certificate, for the JWT `x5c` header.
+    cert_der_b64: String,
+    issued: AtomicUsize,
+}
+
+impl TokenServer {
+    /// Starts a server on a free localhost port that issues tokens to `user`/`password` (HTTP
+    /// basic auth) valid for `ttl_secs` seconds.
+    pub fn start(user: &str, password: &str, ttl_secs: u64) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("modelcar-token-")
+            .tempdir()
+            .expect("cannot make the token server's temp dir");
+        let openssl = require_tool("openssl");
+        let (key, cert) = make_signing_cert(&openssl, dir.path());
+        let shared = Arc::new(Shared {
+            user: user.into(),
+            password: password.into(),
+            ttl_secs,
+            openssl,
+            cert_der_b64: cert_der_base64(&cert),
+            key,
+            cert,
+            issued: AtomicUsize::new(0),
+        });
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("cannot bind the token server's port");
+        let addr = listener
+            .local_addr()
+            .expect("token server socket has no address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept_thread = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            thread::spawn(move || accept_loop(&listener, &shared, &stop))
+        };
+        Self {
+            addr,
+            shared,
+            stop,
+            accept_thread: Some(accept_thread),
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The token endpoint, as given to the registry (`auth.token.realm`).
+    pub fn realm(&self) -> String {
+        format!("http://{}/token", self.addr)
+    }
+
+    pub fn service(&self) -> &'static str {
+        SERVICE
+    }
+
+    pub fn issuer(&self) -> &'static str {
+        ISSUER
+    }
+
+    /// The self-signed certificate whose key signs the tokens (`auth.token.rootcertbundle`).
+    pub fn cert_path(&self) -> &Path {
+        &self.shared.cert
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.shared.ttl_secs
+    }
+
+    /// How many tokens the server has handed out so far.
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.issued.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() so the loop sees the flag.
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Makes `key.pem` (RSA 2048) and a self-signed `cert.pem` for it in `dir`.
+fn make_signing_cert(openssl: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    let out = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=modelcar-test-token", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run openssl req");
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, cert)
+}
+
+/// The certificate's DER in standard base64: the body of its PEM, checked and re-encoded.
+fn cert_der_base64(cert: &Path) -> String {
+    let pem = fs::read_to_string(cert).expect("cannot read the token certificate");
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .collect();
+    let der = BASE64_STANDARD
+        .decode(body.trim())
+        .expect("token certificate PEM is not base64");
+    BASE64_STANDARD.encode(der)
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(stream) = stream {
+            let shared = Arc::clone(shared);
+            thread::spawn(move || {
+                // A client that hangs up early is its own problem, not the server's.
+                let _ = serve_connection(stream, &shared);
+            });
+        }
+    }
+}
+
+/// One HTTP response: status line, extra headers and a body.
+struct Reply {
+    status: &'static str,
+    headers: Vec<String>,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Reply {
+    fn text(status: &'static str, body: &str) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            content_type: "text/plain",
+            body: format!("{body}\n"),
+        }
+    }
+
+    fn json(body: &Value) -> Self {
+        Self {
+            status: "200 OK",
+            headers: Vec::new(),
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+
+    fn unauthorized() -> Self {
+        let mut reply = Self::text("401 Unauthorized", "token server: wrong or no credentials");
+        reply
+            .headers
+            .push("WWW-Authenticate: Basic realm=\"modelcar-test-token\"".into());
+        reply
+    }
+
+    fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let mut head = format!(
+            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.status,
+            self.content_type,
+            self.body.len()
+        );
+        for header in &self.headers {
+            head.push_str(header);
+            head.push_str("\r\n");
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes())?;
+        stream.write_all(self.body.as_bytes())?;
+        stream.flush()
+    }
+}
+
+fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let reply = match read_head(&mut stream)? {
+        Some(head) => route(&head, shared),
+        None => Reply::text("400 Bad Request", "incomplete request head"),
+    };
+    reply.write_to(&mut stream)
+}
+
+/// The request head (up to the blank line), or `None` if the client stopped or sent too much.
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 || head.len() > MAX_REQUEST_HEAD {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
+}
+
+fn route(head: &str, shared: &Shared) -> Reply {
+    let mut request_line = head.lines().next().unwrap_or_default().split_whitespace();
+    let (method, target) = (request_line.next(), request_line.next().unwrap_or_default());
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/token" {
+        return Reply::text("404 Not Found", "token server: only /token is served");
+    }
+    if method != Some("GET") {
+        return Reply::text("405 Method Not Allowed", "token server: only GET is served");
+    }
+    if !shared.accepts(basic_credentials(head).as_ref()) {
+        return Reply::unauthorized();
+    }
+    issue(&parse_query(query), shared)
+}
+
+/// The `user:password` of an `Authorization: Basic` header, if any.
+fn basic_credentials(head: &str) -> Option<(String, String)> {
+    let value = head.lines().skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("authorization")
+            .then(|| value.trim())
+    })?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(BASE64_STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.into(), password.into()))
+}
+
+/// The query's `service` and its `scope`s (the parameter may repeat, and one value may hold
+/// several space-separated scopes).
+struct TokenRequest {
+    service: Option<String>,
+    scopes: Vec<String>,
+}
+
+fn parse_query(query: &str) -> TokenRequest {
+    let mut request = TokenRequest {
+        service: None,
+        scopes: Vec::new(),
+    };
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value);
+        match name {
+            "service" => request.service = Some(value),
+            "scope" => request
+                .scopes
+                .extend(value.split_whitespace().map(str::to_owned)),
+            _ => {}
+        }
+    }
+    request
+}
+
+/// URL query decoding: `%XX` escapes and `+` for a space; invalid escapes are kept as-is.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            (byte, None) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `type:name:action,action` into a JWT `access` entry granting every requested action.
+/// The name may itself hold a colon (`registry:catalog:*` has none, a tagged name would).
+fn access_entry(scope: &str) -> Option<Value> {
+    let (kind, rest) = scope.split_once(':')?;
+    let (name, actions) = rest.rsplit_once(':')?;
+    let actions: BTreeSet<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+    Some(json!({"type": kind, "name": name, "actions": actions}))
+}
+
+fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
+    if request.service.as_deref() != Some(SERVICE) {
+        return Reply::text(
+            "400 Bad Request",
+            &format!("token server: service must be {SERVICE:?}"),
+        );
+    }
+    let access: Option<Vec<Value>> = request.scopes.iter().map(|s| access_entry(s)).collect();
+    let Some(access) = access else {
+        return Reply::text("400 Bad Request", "token server: malformed scope");
+    };
+    let now = SystemTime::now();
+    let token = match shared.sign_token(&access, now) {
+        Ok(token) => token,
+        Err(message) => {
+            eprintln!("token server: {message}");
+            return Reply::text("500 Internal Server Error", &message);
+        }
+    };
+    shared.issued.fetch_add(1, Ordering::SeqCst);
+    Reply::json(&json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": shared.ttl_secs,
+        "issued_at": rfc3339_utc(now),
+    }))
+}
+
+impl Shared {
+    fn accepts(&self, credentials: Option<&(String, String)>) -> bool {
+        credentials.is_some_and(|(user, password)| *user == self.user && *password == self.password)
+    }
+
+    /// A signed JWT for `access`, as registry 2.8 verifies it: `x5c` chains to the
+    /// `rootcertbundle`, `iss`/`aud` match its config, and `exp` (plus its leeway) is
+    /// `ttl_secs` from now, rounded up to a whole second.
+    fn sign_token(&self, access: &[Value], now: SystemTime) -> Result<String, String> {
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let iat = since_epoch.as_secs();
+        let expires = since_epoch.as_secs_f64().ceil() as u64 + self.ttl_secs;
+        let jti = format!("modelcar-{}-{}", iat, since_epoch.subsec_nanos());
+        let header = json!({"typ": "JWT", "alg": "RS256", "x5c": [self.cert_der_b64]});
+        let claims = json!({
+            "iss": ISSUER,
+            "sub": self.user,
+            "aud": SERVICE,
+            "exp": expires.saturating_sub(REGISTRY_LEEWAY_SECS),
+            "nbf": iat,
+            "iat": iat,
+            "jti": jti,
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            BASE64_URL_SAFE_NO_PAD.encode(header.to_string()),
+            BASE64_URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = rs256_sign(&self.openssl, &self.key, signing_input.as_bytes())?;
+        Ok(format!(
+            "{signing_input}.{}",
+            BASE64_URL_SAFE_NO_PAD.encode(signature)
+        ))
+    }
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 (JWS `RS256`) of `input`, by `openssl dgst -sign`.
+fn rs256_sign(openssl: &Path, key: &Path, input: &[u8]) -> Result<Vec<u8>, String> {
+    let mut child = Command::new(openssl)
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run openssl dgst: {e}"))?;
+    // The input is a few KB at most: it fits the pipe, so writing before reading cannot block.
+    child
+        .stdin
+        .take()
+        .ok_or("openssl dgst has no stdin")?
+        .write_all(input)
+        .map_err(|e| format!("cannot feed openssl dgst: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("openssl dgst did not finish: {e}"))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(format!(
+            "openssl dgst failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for `time` (UTC), without a date crate.
+fn rfc3339_utc(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's `civil_from_days`,
+/// restricted to dates after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        let at = |secs| rfc3339_utc(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
+    }
+
+    #[test]
+    fn queries_decode_repeated_and_escaped_scopes() {
+        let request = parse_query(
+            "service=modelcar-test-registry&scope=repository%3Aa%2Fb%3Apull%2Cpush\
+             &scope=repository:c/d:pull+registry:catalog:*",
+        );
+        assert_eq!(request.service.as_deref(), Some(SERVICE));
+        assert_eq!(
+            request.scopes,
+            [
+                "repository:a/b:pull,push",
+                "repository:c/d:pull",
+                "registry:catalog:*"
+            ]
+        );
+    }
+
+    #[test]
+    fn scopes_grant_every_requested_action() {
+        assert_eq!(
+            access_entry("repository:a/b:push,pull").unwrap(),
+            json!({"type": "repository", "name": "a/b", "actions": ["pull", "push"]})
+        );
+        assert_eq!(access_entry("nonsense"), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_read_case_insensitively() {
+        let head = "GET /token HTTP/1.1\r\nauthorization: basic YWxpY2U6czNjOnJldA==\r\n\r\n";
+        assert_eq!(
+            basic_credentials(head),
+            Some(("alice".into(), "s3c:ret".into()))
+        );
+        assert_eq!(basic_credentials("GET / HTTP/1.1\r\n\r\n"), None);
+    }
+}
