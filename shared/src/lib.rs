@@ -7,7 +7,9 @@ pub mod cli;
 pub mod digest;
 pub mod layout;
 pub mod metadata;
+pub mod oci;
 pub mod perms;
+pub mod progress;
 pub mod registry;
 
 pub use layout::Workspace;

@@ -1,5 +1,17 @@
-//! build-push: streams a model directory into a ModelCar OCI image (DESIGN.md sections 5, 6).
+//! build-push: streams a model directory into a ModelCar OCI image (DESIGN.md sections 5, 6),
+//! in a registry or an OCI layout, with no copy of the model staged anywhere.
 
+pub mod args;
+pub mod base;
+pub mod cache;
 pub mod chunks;
+pub mod destination;
+pub mod image;
 pub mod plan;
+pub mod push;
+pub mod report;
+mod run;
+pub mod source;
 pub mod tar_layout;
+
+pub use run::{run, BuildError, Options};

@@ -1,1 +1,256 @@
-fn main() {}
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use build_push::args::{host_platform, parse_key_value, parse_platform, parse_size};
+use build_push::destination::DestSpec;
+use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::oci::Platform;
+use modelcar_shared::registry::{Basic, ConnectOptions, CredentialSource};
+use modelcar_shared::Workspace;
+
+/// Package a model directory as a ModelCar OCI image and push it, streaming.
+///
+/// Each large file becomes its own layer and the small files share one; every layer is a
+/// deterministic tar stream read straight from the files, hashed and uploaded in one pass,
+/// so nothing is staged on local disk and memory stays flat whatever the model size. Layers
+/// the registry already has are skipped, so a rerun after a failure sends only what is
+/// missing. The same input gives the same digests on any machine.
+#[derive(Debug, Parser)]
+#[command(name = "build-push", version)]
+struct Args {
+    /// The model directory (e.g. <ws>/models/<name> as fetch-model leaves it).
+    #[arg(value_name = "MODEL_DIR", env = "MODELCAR_MODEL_DIR")]
+    model_dir: PathBuf,
+
+    /// Where to push: HOST[:PORT]/REPO[:TAG] (docker:// prefix accepted), or oci:DIR[:TAG] for an
+    /// OCI image layout on disk.
+    #[arg(value_name = "DEST", env = "MODELCAR_DEST")]
+    dest: String,
+
+    /// Base image, providing the shell KServe's modelcar sidecar runs; `scratch` for none.
+    /// Pin it by digest for reproducible images.
+    #[arg(
+        long,
+        env = "MODELCAR_BASE",
+        default_value = "registry.access.redhat.com/ubi9/ubi-micro:latest"
+    )]
+    base: String,
+
+    /// Platform OS/ARCH[/VARIANT] picked from a multi-platform base, and recorded in a scratch
+    /// image (default: this machine's, e.g. linux/amd64).
+    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = parse_platform)]
+    platform: Option<Platform>,
+
+    /// Directory of the model files in the image.
+    #[arg(long, env = "MODELCAR_PREFIX", default_value = "/models")]
+    prefix: String,
+
+    /// Label in the image config, KEY=VALUE (repeatable; comma-separated in the env var).
+    #[arg(long = "label", env = "MODELCAR_LABELS", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
+    labels: Vec<(String, String)>,
+
+    /// Annotation on the manifest, KEY=VALUE (repeatable; comma-separated in the env var).
+    #[arg(long = "annotation", env = "MODELCAR_ANNOTATIONS", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
+    annotations: Vec<(String, String)>,
+
+    /// User the image runs as. Model files are world-readable, so any UID can serve them.
+    #[arg(long, env = "MODELCAR_USER", default_value = "1001")]
+    user: String,
+
+    /// Blobs uploaded at once (default: the number of cores).
+    #[arg(long, env = "MODELCAR_JOBS")]
+    jobs: Option<NonZeroUsize>,
+
+    /// Files this large or larger get a layer of their own.
+    #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
+    layer_threshold: u64,
+
+    /// Bytes per upload request (PATCH); a failed request costs at most this much.
+    #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, default_value = "64MiB")]
+    chunk_size: u64,
+
+    /// Registry credentials USER:PASSWORD for DEST.
+    #[arg(
+        long,
+        env = "MODELCAR_CREDS",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    creds: Option<String>,
+
+    /// A token used as the password for DEST (e.g. a Kubernetes service-account token); read
+    /// again whenever a new registry token is needed, so a rotated token is picked up.
+    #[arg(long, env = "MODELCAR_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+
+    /// docker/podman auth file (default: REGISTRY_AUTH_FILE, then podman's and docker's usual places).
+    #[arg(long, env = "REGISTRY_AUTH_FILE", value_name = "PATH")]
+    authfile: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust besides the system's.
+    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+
+    /// Plain HTTP to the registries (the default for localhost and 127.0.0.1, as in docker).
+    #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
+    plain_http: bool,
+
+    /// Do not verify registry TLS certificates.
+    #[arg(long, env = "MODELCAR_INSECURE")]
+    insecure: bool,
+
+    /// Workspace (PVC) whose metadata file records the pushed image and holds the digest cache.
+    #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
+    workspace: Option<PathBuf>,
+
+    /// Digest cache: which layer digest each set of unchanged files gave, so a rerun skips
+    /// layers the registry has without reading them again. Default: <ws>/.modelcar/blobs.json,
+    /// or $XDG_CACHE_HOME/modelcar/blobs.json without a workspace.
+    #[arg(long, env = "MODELCAR_CACHE_FILE", value_name = "PATH")]
+    cache_file: Option<PathBuf>,
+
+    /// Timestamp of every file and of the image, in seconds since 1970, for reproducible digests.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
+    source_date_epoch: u64,
+
+    /// Seconds between progress lines on stderr.
+    #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
+    progress_interval: u64,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.common.init();
+    exit_code(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let options = options(&args)?;
+        let report = tokio::select! {
+            report = build_push::run(options) => report?,
+            signal = terminated() => bail!("stopped by {signal}; run again with the same arguments: layers already pushed are skipped"),
+        };
+        args.common.emit(&report)?;
+        Ok(())
+    })
+}
+
+fn options(args: &Args) -> anyhow::Result<build_push::Options> {
+    let dest = DestSpec::parse(&args.dest).map_err(|e| UsageError(format!("DEST: {e}")))?;
+    let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
+    let creds = match &args.creds {
+        Some(c) => Some(
+            Basic::parse(c).ok_or_else(|| UsageError("--creds must be USER:PASSWORD".into()))?,
+        ),
+        None => None,
+    };
+    let plain_http = args.plain_http.then_some(true);
+    let connect = ConnectOptions {
+        credentials: CredentialSource {
+            creds,
+            token_file: args.token_file.clone(),
+            authfile: args.authfile.clone(),
+        },
+        plain_http,
+        ca_file: args.ca_file.clone(),
+        insecure: args.insecure,
+    };
+    // The base's registry is usually another one: only the auth files speak for it.
+    let base_connect = ConnectOptions {
+        credentials: CredentialSource {
+            authfile: args.authfile.clone(),
+            ..Default::default()
+        },
+        ..connect.clone()
+    };
+    let cache_path = cache_path(args.cache_file.as_ref(), workspace.as_ref())?;
+    Ok(build_push::Options {
+        model_dir: args.model_dir.clone(),
+        dest,
+        base: args.base.clone(),
+        platform: match &args.platform {
+            Some(p) => p.clone(),
+            None => parse_platform(&host_platform()).map_err(anyhow::Error::msg)?,
+        },
+        prefix: args.prefix.clone(),
+        layer_threshold: args.layer_threshold,
+        chunk_size: args.chunk_size.max(1),
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            NonZeroUsize::get,
+        ),
+        user: args.user.clone(),
+        labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        annotations: args.annotations.iter().cloned().collect(),
+        source_date_epoch: args.source_date_epoch,
+        connect,
+        base_connect,
+        workspace,
+        cache_path,
+        progress_every: Duration::from_secs(args.progress_interval.max(1)),
+    })
+}
+
+fn cache_path(
+    flag: Option<&PathBuf>,
+    workspace: Option<&Workspace>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let path = match (flag, workspace) {
+        (Some(path), _) => path.clone(),
+        (None, Some(ws)) => ws.blob_cache_path(),
+        (None, None) => {
+            let env = |k| {
+                std::env::var_os(k)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
+            match env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))) {
+                Some(dir) => dir.join("modelcar/blobs.json"),
+                None => return Ok(None),
+            }
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        modelcar_shared::perms::create_shared_dir_all(dir).with_context(|| {
+            format!("cannot create the digest cache directory {}", dir.display())
+        })?;
+    }
+    Ok(Some(path))
+}
+
+/// Resolves when SIGTERM (Kubernetes eviction) or SIGINT arrives.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -69,3 +69,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -65,9 +65,29 @@ struct Inner {
 impl RegistryClient {
     /// A client for `reference`'s repository, with push and pull rights, plus pull rights on
     /// `mount_from` repositories of the same registry (for cross-repository blob mounts).
-    pub fn new(
+    pub fn for_push(
         reference: &Reference,
         mount_from: &[String],
+        opts: &ConnectOptions,
+    ) -> Result<Self, RegistryError> {
+        let mut scopes = vec![format!("repository:{}:pull,push", reference.repository)];
+        scopes.extend(
+            mount_from
+                .iter()
+                .map(|repo| format!("repository:{repo}:pull")),
+        );
+        Self::new(reference, scopes, opts)
+    }
+
+    /// A client that only reads `reference`'s repository.
+    pub fn for_pull(reference: &Reference, opts: &ConnectOptions) -> Result<Self, RegistryError> {
+        let scopes = vec![format!("repository:{}:pull", reference.repository)];
+        Self::new(reference, scopes, opts)
+    }
+
+    fn new(
+        reference: &Reference,
+        scopes: Vec<String>,
         opts: &ConnectOptions,
     ) -> Result<Self, RegistryError> {
         let http = http_client(opts)?;
@@ -81,12 +101,6 @@ impl RegistryClient {
         .map_err(|e| {
             RegistryError::Setup(format!("bad registry address {}: {e}", reference.registry))
         })?;
-        let mut scopes = vec![format!("repository:{}:pull,push", reference.repository)];
-        scopes.extend(
-            mount_from
-                .iter()
-                .map(|repo| format!("repository:{repo}:pull")),
-        );
         let auth = Auth::new(
             reference.registry.clone(),
             reference.name(),
@@ -101,6 +115,11 @@ impl RegistryClient {
                 auth,
             }),
         })
+    }
+
+    /// Whether `other` is served by the same registry, so blobs can be mounted between them.
+    pub fn same_registry(&self, other: &Reference) -> bool {
+        self.inner.reference.api_host() == other.api_host()
     }
 
     pub fn reference(&self) -> &Reference {

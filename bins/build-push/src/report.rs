@@ -1,0 +1,56 @@
+//! What build-push reports on stdout and in `--results-dir`.
+
+use serde::Serialize;
+
+use modelcar_shared::cli::Report;
+use modelcar_shared::progress::human_bytes;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PushReport {
+    /// `registry/repository:tag`, or `oci:DIR:TAG`.
+    pub image: String,
+    pub digest: String,
+    /// Bytes of the config and all layers.
+    pub size: u64,
+    pub layers: Vec<LayerReport>,
+    /// Layer bytes actually sent (or written) by this run.
+    pub bytes_sent: u64,
+    /// The base image as `registry/repository@digest`; absent for scratch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerReport {
+    pub digest: String,
+    pub size: u64,
+    /// The file (or, for the small-files layer, the directory) the layer holds; none for base layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub sent: bool,
+}
+
+impl Report for PushReport {
+    fn human(&self) -> String {
+        let sent = self.layers.iter().filter(|l| l.sent).count();
+        format!(
+            "{}@{}\n{} layers, {}: sent {} ({} layers) in {:.1}s, {} layers already there",
+            self.image,
+            self.digest,
+            self.layers.len(),
+            human_bytes(self.size),
+            human_bytes(self.bytes_sent),
+            sent,
+            self.seconds,
+            self.layers.len() - sent
+        )
+    }
+
+    fn results(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("IMAGE_URL", self.image.clone()),
+            ("IMAGE_DIGEST", self.digest.clone()),
+        ]
+    }
+}

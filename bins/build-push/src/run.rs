@@ -1,0 +1,351 @@
+//! One build-push run: plan the layers, resolve the base, send every blob that is missing
+//! (`--jobs` at a time), then the config and the manifest, and record the result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+
+use modelcar_shared::digest::sha256_digest;
+use modelcar_shared::metadata::{Metadata, MetadataError};
+use modelcar_shared::oci::{
+    Descriptor, Platform, ANNOTATION_TITLE, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST,
+};
+use modelcar_shared::progress::Progress;
+use modelcar_shared::registry::ConnectOptions;
+use modelcar_shared::Workspace;
+
+use crate::base::{self, BaseError, BaseImage};
+use crate::cache::{layer_key, CachedLayer, DigestCache};
+use crate::destination::{DestError, DestSpec, Destination};
+use crate::image::{config_json, manifest_json, ImageInfo};
+use crate::plan::{plan_layers, LayerPlan, PlanError};
+use crate::push::{copy_base_layer, push_layer, PushError, Pushed};
+use crate::report::{LayerReport, PushReport};
+use crate::tar_layout::{layout, TarLayout};
+
+pub struct Options {
+    pub model_dir: PathBuf,
+    pub dest: DestSpec,
+    pub base: String,
+    pub platform: Platform,
+    pub prefix: String,
+    pub layer_threshold: u64,
+    pub chunk_size: u64,
+    pub jobs: usize,
+    pub user: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub source_date_epoch: u64,
+    /// How to reach the destination registry.
+    pub connect: ConnectOptions,
+    /// How to reach the base image's registry.
+    pub base_connect: ConnectOptions,
+    /// Where the result is recorded (metadata file) and the digest cache kept.
+    pub workspace: Option<Workspace>,
+    /// The digest cache file; `None` disables it.
+    pub cache_path: Option<PathBuf>,
+    pub progress_every: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    #[error(transparent)]
+    Dest(#[from] DestError),
+    #[error("layer {title}: {source}")]
+    Layer { title: String, source: PushError },
+    #[error("base layer {digest}: {source}")]
+    BaseLayer { digest: String, source: PushError },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Layout(#[from] modelcar_shared::layout::LayoutError),
+    #[error("cannot lay out the tar stream of {title}: {source}")]
+    Tar {
+        title: String,
+        source: std::io::Error,
+    },
+}
+
+/// A model layer ready to send.
+struct ModelLayer {
+    plan: LayerPlan,
+    layout: TarLayout,
+    cache_key: String,
+}
+
+pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
+    let started = Instant::now();
+    let metadata = match &opts.workspace {
+        Some(ws) => ws.metadata()?.read()?,
+        None => Metadata::default(),
+    };
+    let layers = plan_model(&opts).await?;
+    let cache = match &opts.cache_path {
+        Some(path) => DigestCache::load(path.clone()),
+        None => DigestCache::disabled(),
+    };
+    let base = base::resolve(&opts.base, &opts.platform, &opts.base_connect).await?;
+    let mount_from: Vec<String> = base
+        .source
+        .iter()
+        .map(|s| s.reference.repository.clone())
+        .collect();
+    let dest = Destination::open(&opts.dest, &mount_from, &opts.connect)?;
+
+    let total = layers.iter().map(|l| l.layout.size).sum::<u64>()
+        + base.layers.iter().map(|l| l.size).sum::<u64>();
+    let progress = Progress::new(format!("pushing to {}", opts.dest.display()), total);
+    let _reporter = progress.spawn_reporter(opts.progress_every);
+    let (base_pushed, model_pushed) =
+        send_layers(&opts, &dest, &base, &layers, &cache, &progress).await?;
+
+    let info = image_info(&opts, &metadata, &base);
+    let model_descriptors: Vec<Descriptor> = layers
+        .iter()
+        .zip(&model_pushed)
+        .map(|(layer, pushed)| {
+            let mut d = Descriptor::new(OCI_LAYER_TAR, pushed.digest.clone(), pushed.size);
+            d.annotations
+                .insert(ANNOTATION_TITLE.into(), layer.plan.title.clone());
+            d
+        })
+        .collect();
+    let config = Bytes::from(config_json(base.config.clone(), &model_descriptors, &info));
+    let config_desc = Descriptor::new(OCI_CONFIG, sha256_digest(&config), config.len() as u64);
+    dest.put_blob(&config_desc.digest, config.clone()).await?;
+
+    let all_layers: Vec<Descriptor> = base
+        .layers
+        .iter()
+        .cloned()
+        .chain(model_descriptors)
+        .collect();
+    let manifest = Bytes::from(manifest_json(
+        config_desc.clone(),
+        all_layers.clone(),
+        info.annotations.clone(),
+    ));
+    let manifest_desc = Descriptor::new(
+        OCI_MANIFEST,
+        sha256_digest(&manifest),
+        manifest.len() as u64,
+    );
+    dest.put_manifest(&opts.dest.tag(), &manifest_desc, manifest)
+        .await?;
+
+    let report = PushReport {
+        image: opts.dest.display(),
+        digest: manifest_desc.digest.clone(),
+        size: config_desc.size + all_layers.iter().map(|l| l.size).sum::<u64>(),
+        layers: layer_reports(&layers, &base_pushed, &model_pushed),
+        bytes_sent: base_pushed
+            .iter()
+            .chain(&model_pushed)
+            .filter(|p| p.sent)
+            .map(|p| p.size)
+            .sum(),
+        base: base
+            .source
+            .as_ref()
+            .map(|s| format!("{}@{}", s.reference.name(), s.manifest_digest)),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    if let Some(ws) = &opts.workspace {
+        record(ws, &opts, &report)?;
+    }
+    Ok(report)
+}
+
+async fn plan_model(opts: &Options) -> Result<Vec<ModelLayer>, BuildError> {
+    let (dir, prefix, threshold) = (
+        opts.model_dir.clone(),
+        opts.prefix.clone(),
+        opts.layer_threshold,
+    );
+    let plans = tokio::task::spawn_blocking(move || plan_layers(&dir, &prefix, threshold))
+        .await
+        .expect("the planner does not panic")?;
+    plans
+        .into_iter()
+        .map(|plan| {
+            let layout =
+                layout(&plan, opts.source_date_epoch).map_err(|source| BuildError::Tar {
+                    title: plan.title.clone(),
+                    source,
+                })?;
+            let cache_key = layer_key(&plan, opts.source_date_epoch);
+            Ok(ModelLayer {
+                plan,
+                layout,
+                cache_key,
+            })
+        })
+        .collect()
+}
+
+/// Sends base and model layers, `--jobs` at a time; the first failure stops the rest.
+async fn send_layers(
+    opts: &Options,
+    dest: &Destination,
+    base: &BaseImage,
+    layers: &[ModelLayer],
+    cache: &DigestCache,
+    progress: &Progress,
+) -> Result<(Vec<Pushed>, Vec<Pushed>), BuildError> {
+    enum Job<'a> {
+        Base(&'a Descriptor),
+        Model(&'a ModelLayer),
+    }
+    let jobs = base
+        .layers
+        .iter()
+        .map(Job::Base)
+        .chain(layers.iter().map(Job::Model));
+    let results: Vec<Pushed> = futures_util::stream::iter(jobs)
+        .map(|job| async move {
+            match job {
+                Job::Base(descriptor) => {
+                    let source = base
+                        .source
+                        .as_ref()
+                        .expect("a base with layers has a source");
+                    copy_base_layer(dest, &source.client, descriptor, opts.chunk_size, progress)
+                        .await
+                        .map_err(|source| BuildError::BaseLayer {
+                            digest: descriptor.digest.clone(),
+                            source,
+                        })
+                }
+                Job::Model(layer) => {
+                    let cached = cache
+                        .get(&layer.cache_key)
+                        .filter(|c| c.size == layer.layout.size);
+                    let pushed = push_layer(
+                        dest,
+                        &layer.layout,
+                        cached.as_ref().map(|c| c.digest.as_str()),
+                        opts.chunk_size,
+                        progress,
+                    )
+                    .await
+                    .map_err(|source| BuildError::Layer {
+                        title: layer.plan.title.clone(),
+                        source,
+                    })?;
+                    let entry = CachedLayer {
+                        digest: pushed.digest.clone(),
+                        size: pushed.size,
+                    };
+                    if let Err(e) = cache.record(&layer.cache_key, entry) {
+                        tracing::warn!("cannot update the digest cache {:?}: {e}", cache.path());
+                    }
+                    let verb = if pushed.sent {
+                        "sent"
+                    } else {
+                        "already there:"
+                    };
+                    tracing::info!("{verb} {} ({} bytes)", layer.plan.title, pushed.size);
+                    Ok(pushed)
+                }
+            }
+        })
+        .buffered(opts.jobs.max(1))
+        .try_collect()
+        .await?;
+    let model = results[base.layers.len()..].to_vec();
+    let mut base_results = results;
+    base_results.truncate(base.layers.len());
+    Ok((base_results, model))
+}
+
+/// Labels and annotations: provenance from the metadata file, then what the user gave (which wins).
+fn image_info(opts: &Options, metadata: &Metadata, base: &BaseImage) -> ImageInfo {
+    let created = humantime::format_rfc3339_seconds(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(opts.source_date_epoch),
+    )
+    .to_string();
+    let title = metadata
+        .hf_repo
+        .clone()
+        .or_else(|| {
+            opts.model_dir
+                .canonicalize()
+                .ok()?
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let mut provenance = BTreeMap::from([("org.opencontainers.image.title".to_string(), title)]);
+    if let Some(repo) = &metadata.hf_repo {
+        provenance.insert(
+            "org.opencontainers.image.source".into(),
+            format!("https://huggingface.co/{repo}"),
+        );
+        provenance.insert("io.modelcar.hf.repo".into(), repo.clone());
+    }
+    if let Some(revision) = &metadata.hf_revision {
+        provenance.insert("org.opencontainers.image.revision".into(), revision.clone());
+        provenance.insert("io.modelcar.hf.revision".into(), revision.clone());
+    }
+    let mut labels = provenance.clone();
+    labels.extend(opts.labels.clone());
+    let mut annotations = provenance;
+    annotations.insert("org.opencontainers.image.created".into(), created.clone());
+    if let Some(source) = &base.source {
+        annotations.insert(
+            "org.opencontainers.image.base.name".into(),
+            source.reference.to_string(),
+        );
+        annotations.insert(
+            "org.opencontainers.image.base.digest".into(),
+            source.manifest_digest.clone(),
+        );
+    }
+    annotations.extend(opts.annotations.clone());
+    ImageInfo {
+        user: opts.user.clone(),
+        created,
+        labels,
+        annotations,
+    }
+}
+
+fn layer_reports(layers: &[ModelLayer], base: &[Pushed], model: &[Pushed]) -> Vec<LayerReport> {
+    let base = base.iter().map(|p| (p, None));
+    let model = model
+        .iter()
+        .zip(layers)
+        .map(|(p, l)| (p, Some(l.plan.title.clone())));
+    base.chain(model)
+        .map(|(p, title)| LayerReport {
+            digest: p.digest.clone(),
+            size: p.size,
+            title,
+            sent: p.sent,
+        })
+        .collect()
+}
+
+fn record(ws: &Workspace, opts: &Options, report: &PushReport) -> Result<(), BuildError> {
+    let image = match &opts.dest {
+        DestSpec::Registry(r) => r.name(),
+        DestSpec::Layout { dir, .. } => format!("oci:{}", dir.display()),
+    };
+    let pushed_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    ws.metadata()?.update(|m| {
+        m.image = Some(image);
+        m.image_digest = Some(report.digest.clone());
+        m.image_tag = Some(opts.dest.tag());
+        m.pushed_at_utc = Some(pushed_at);
+        m.model_dir
+            .get_or_insert_with(|| opts.model_dir.display().to_string());
+    })?;
+    Ok(())
+}
