@@ -1,7 +1,10 @@
 //! Test harness shared by the integration tests of every binary: real servers on localhost
 //! (DESIGN.md section 8). Test code: failures here panic with a message that says what to fix.
 
+pub mod base_image;
 pub mod http;
+pub mod model;
+pub mod oci_tools;
 pub mod registry;
 pub mod token_server;
 

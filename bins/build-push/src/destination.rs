@@ -72,9 +72,7 @@ impl DestError {
     /// Whether a fresh attempt at the same blob may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Registry(e) => {
-                e.is_transient() || matches!(e, RegistryError::Unauthorized { .. })
-            }
+            Self::Registry(e) => e.is_transient(),
             Self::Layout { .. } => false,
         }
     }

@@ -11,7 +11,7 @@ use build_push::args::{host_platform, parse_key_value, parse_platform, parse_siz
 use build_push::destination::DestSpec;
 use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
-use modelcar_shared::registry::{Basic, ConnectOptions, CredentialSource};
+use modelcar_shared::registry::{Basic, ConnectOptions, CredentialSource, DEFAULT_RETRIES};
 use modelcar_shared::Workspace;
 
 /// Package a model directory as a ModelCar OCI image and push it, streaming.
@@ -101,6 +101,11 @@ struct Args {
     #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
     plain_http: bool,
 
+    /// Retries of a registry request that failed in a way that may pass (connection refused or
+    /// reset, 5xx, 429), with doubling pauses from 0.5 s; the default waits 31.5 s in all.
+    #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
+    retries: u32,
+
     /// Do not verify registry TLS certificates.
     #[arg(long, env = "MODELCAR_INSECURE")]
     insecure: bool,
@@ -114,6 +119,10 @@ struct Args {
     /// or $XDG_CACHE_HOME/modelcar/blobs.json without a workspace.
     #[arg(long, env = "MODELCAR_CACHE_FILE", value_name = "PATH")]
     cache_file: Option<PathBuf>,
+
+    /// Use no digest cache: every layer is read and sent.
+    #[arg(long, env = "MODELCAR_NO_CACHE", conflicts_with = "cache_file")]
+    no_cache: bool,
 
     /// Timestamp of every file and of the image, in seconds since 1970, for reproducible digests.
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
@@ -168,6 +177,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         plain_http,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,
+        retries: args.retries,
     };
     // The base's registry is usually another one: only the auth files speak for it.
     let base_connect = ConnectOptions {
@@ -177,7 +187,10 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         },
         ..connect.clone()
     };
-    let cache_path = cache_path(args.cache_file.as_ref(), workspace.as_ref())?;
+    let cache_path = match args.no_cache {
+        true => None,
+        false => cache_path(args.cache_file.as_ref(), workspace.as_ref())?,
+    };
     Ok(build_push::Options {
         model_dir: args.model_dir.clone(),
         dest,

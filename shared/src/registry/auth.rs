@@ -29,6 +29,17 @@ enum Challenge {
 struct State {
     challenge: Option<Challenge>,
     bearer: Option<Token>,
+    /// Bumped whenever the challenge or the token changes: a 401 to a request sent under an
+    /// older generation is answered by retrying, not by giving up (another request in
+    /// parallel has already brought the credentials up to date).
+    generation: u64,
+}
+
+/// The `Authorization` value to send, and the auth state it was taken from.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub value: Option<String>,
+    generation: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -67,42 +78,56 @@ impl Auth {
 
     /// The `Authorization` value for the next request, if the registry has asked for one.
     /// A bearer token close to expiry is replaced first, so a long push never sends a stale one.
-    pub async fn header(&self, http: &reqwest::Client) -> Result<Option<String>, RegistryError> {
+    pub async fn header(&self, http: &reqwest::Client) -> Result<Authorization, RegistryError> {
         let mut state = self.state.lock().await;
-        match state.challenge.clone() {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(Some(self.credentials_or_err()?.basic.header_value())),
+        let value = match state.challenge.clone() {
+            None => None,
+            Some(Challenge::Basic) => Some(self.credentials_or_err()?.basic.header_value()),
             Some(Challenge::Bearer { realm, service }) => {
-                if let Some(token) = state
+                let fresh = state
                     .bearer
                     .as_ref()
-                    .filter(|t| Instant::now() < t.refresh_at)
-                {
-                    return Ok(Some(format!("Bearer {}", token.value)));
+                    .filter(|t| Instant::now() < t.refresh_at);
+                match fresh {
+                    Some(token) => Some(format!("Bearer {}", token.value)),
+                    None => {
+                        let token = self.fetch_token(http, &realm, service.as_deref()).await?;
+                        let header = format!("Bearer {}", token.value);
+                        state.bearer = Some(token);
+                        state.generation += 1;
+                        Some(header)
+                    }
                 }
-                let token = self.fetch_token(http, &realm, service.as_deref()).await?;
-                let header = format!("Bearer {}", token.value);
-                state.bearer = Some(token);
-                Ok(Some(header))
             }
-        }
+        };
+        Ok(Authorization {
+            value,
+            generation: state.generation,
+        })
     }
 
-    /// Takes note of a 401: the challenge it carries, and that the current token is no good.
-    /// Returns false when there is nothing new to try (so the caller reports the rejection).
-    pub async fn challenged(&self, www_authenticate: Option<&str>) -> bool {
+    /// Takes note of a 401 to a request sent with `sent`: the challenge it carries, and that the
+    /// token is no good. Returns whether a retry may succeed; false means the credentials
+    /// themselves were rejected.
+    pub async fn challenged(&self, www_authenticate: Option<&str>, sent: &Authorization) -> bool {
         let mut state = self.state.lock().await;
-        let challenge = www_authenticate.and_then(parse_challenge);
-        let had_token = state.bearer.take().is_some();
-        match challenge {
+        if state.generation != sent.generation {
+            return true;
+        }
+        let retry = match www_authenticate.and_then(parse_challenge) {
             Some(c) if state.challenge.as_ref() != Some(&c) => {
                 state.challenge = Some(c);
+                state.bearer = None;
                 true
             }
-            // Same challenge: worth one more try only if we had a token that may have expired.
-            Some(Challenge::Bearer { .. }) => had_token,
+            // The same bearer challenge: the token may have expired early; one more is worth it.
+            Some(Challenge::Bearer { .. }) => state.bearer.take().is_some(),
             _ => false,
+        };
+        if retry {
+            state.generation += 1;
         }
+        retry
     }
 
     /// Where the credentials in use came from, for error messages.

@@ -16,13 +16,13 @@ use super::credentials::CredentialSource;
 use super::error::RegistryError;
 use super::reference::Reference;
 
-/// Attempts of a replayable request before a transient failure is final; the pauses between
-/// them double from [`FIRST_BACKOFF`], about a minute in all.
-const ATTEMPTS: u32 = 7;
+/// Pause before the first retry of a transient failure; it doubles with each retry.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Retries by default: 6 retries wait 31.5 s in all, enough for a registry pod to restart.
+pub const DEFAULT_RETRIES: u32 = 6;
 
 /// How to reach a registry.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub credentials: CredentialSource,
     /// Plain HTTP; `None`: only for localhost, as docker and podman do.
@@ -31,6 +31,20 @@ pub struct ConnectOptions {
     pub ca_file: Option<PathBuf>,
     /// Skip TLS verification. Only when asked.
     pub insecure: bool,
+    /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
+    pub retries: u32,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            credentials: CredentialSource::default(),
+            plain_http: None,
+            ca_file: None,
+            insecure: false,
+            retries: DEFAULT_RETRIES,
+        }
+    }
 }
 
 /// An open upload: where to send the next bytes, and how many the registry has.
@@ -60,6 +74,7 @@ struct Inner {
     /// `http(s)://host/v2/<repository>/`
     repo_url: Url,
     auth: Auth,
+    retries: u32,
 }
 
 impl RegistryClient {
@@ -113,6 +128,7 @@ impl RegistryClient {
                 reference: reference.clone(),
                 repo_url,
                 auth,
+                retries: opts.retries,
             }),
         })
     }
@@ -206,8 +222,9 @@ impl RegistryClient {
             .header(CONTENT_LENGTH, len)
             .header("Content-Range", format!("{}-{end}", session.offset))
             .body(body);
-        if let Some(auth) = self.inner.auth.header(&self.inner.http).await? {
-            request = request.header(AUTHORIZATION, auth);
+        let auth = self.inner.auth.header(&self.inner.http).await?;
+        if let Some(value) = &auth.value {
+            request = request.header(AUTHORIZATION, value);
         }
         let resp = request
             .send()
@@ -220,8 +237,14 @@ impl RegistryClient {
             }
             StatusCode::UNAUTHORIZED => {
                 let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
-                self.inner.auth.challenged(challenge.as_deref()).await;
-                Err(self.rejected(&action))
+                self.inner
+                    .auth
+                    .challenged(challenge.as_deref(), &auth)
+                    .await;
+                Err(RegistryError::TokenRejectedMidUpload {
+                    registry: self.registry().into(),
+                    action,
+                })
             }
             status => Err(self.unexpected(&action, status, resp).await),
         }
@@ -339,29 +362,37 @@ impl RegistryClient {
     }
 
     /// Sends a replayable request: answers a 401 challenge once, retries transient failures
-    /// (connection errors, 5xx, 429) with exponential backoff.
+    /// (connection errors, 5xx, 429) with exponential backoff. When the retries run out the
+    /// error says so, and is final: callers must not retry it again.
     async fn send(
         &self,
         action: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
-        let mut reauthenticated = false;
+        let attempts = self.inner.retries + 1;
+        // A 401 is answered at most twice: once for the challenge, once for a token that
+        // another request renewed meanwhile.
+        let mut reauthentications = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = make(&self.inner.http);
-            if let Some(auth) = self.inner.auth.header(&self.inner.http).await? {
-                request = request.header(AUTHORIZATION, auth);
+            let auth = self.inner.auth.header(&self.inner.http).await?;
+            if let Some(value) = &auth.value {
+                request = request.header(AUTHORIZATION, value);
             }
-            let outcome = request
-                .send()
-                .await
-                .map_err(|source| self.unreachable(action, source));
-            let failure = match outcome {
+            let failure = match request.send().await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
-                    if !reauthenticated && self.inner.auth.challenged(challenge.as_deref()).await {
-                        reauthenticated = true;
+                    if reauthentications < 2
+                        && self
+                            .inner
+                            .auth
+                            .challenged(challenge.as_deref(), &auth)
+                            .await
+                    {
+                        reauthentications += 1;
+                        attempt -= 1;
                         continue;
                     }
                     return Err(self.rejected(action));
@@ -372,15 +403,21 @@ impl RegistryClient {
                         action: action.into(),
                     })
                 }
-                Ok(resp) if is_transient_status(resp.status()) && attempt < ATTEMPTS => {
-                    format!("status {}", resp.status())
+                Ok(resp) if is_transient_status(resp.status()) => {
+                    let status = resp.status();
+                    self.unexpected(action, status, resp).await
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if e.is_transient() && attempt < ATTEMPTS => e.to_string(),
-                Err(e) => return Err(e),
+                Err(source) => self.unreachable(action, source),
             };
+            if attempt >= attempts {
+                return Err(RegistryError::RetriesExhausted {
+                    attempts,
+                    last: Box::new(failure),
+                });
+            }
             let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-            tracing::warn!(registry = %self.registry(), "{action} failed ({failure}); retry {attempt} of {} in {pause:?}", ATTEMPTS - 1);
+            tracing::warn!(registry = %self.registry(), "{failure}; retry {attempt} of {} in {pause:?}", attempts - 1);
             tokio::time::sleep(pause).await;
         }
     }

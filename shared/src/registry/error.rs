@@ -23,6 +23,8 @@ pub enum RegistryError {
         action: String,
         credential_source: String,
     },
+    #[error("registry {registry} rejected the token during {action}; a new one is fetched for the next attempt")]
+    TokenRejectedMidUpload { registry: String, action: String },
     #[error(
         "registry {registry} requires credentials and none were found: give --creds, \
          --token-file or --authfile, or log in with podman/docker"
@@ -42,6 +44,11 @@ pub enum RegistryError {
         registry: String,
         action: String,
         detail: String,
+    },
+    #[error("{last} (gave up after {attempts} attempts)")]
+    RetriesExhausted {
+        attempts: u32,
+        last: Box<RegistryError>,
     },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
@@ -70,7 +77,7 @@ impl RegistryError {
     /// Whether trying again (after a pause) might succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unreachable { .. } => true,
+            Self::Unreachable { .. } | Self::TokenRejectedMidUpload { .. } => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
         }

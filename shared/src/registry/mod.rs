@@ -7,7 +7,7 @@ pub mod credentials;
 mod error;
 pub mod reference;
 
-pub use client::{ConnectOptions, RawManifest, RegistryClient, UploadSession};
+pub use client::{ConnectOptions, RawManifest, RegistryClient, UploadSession, DEFAULT_RETRIES};
 pub use credentials::{Basic, CredentialSource};
 pub use error::RegistryError;
 pub use reference::{Reference, ReferenceError};

@@ -1,0 +1,605 @@
+//! build-push end to end, against real CNCF distribution registries, with skopeo and umoci as
+//! the independent readers of what it wrote.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use modelcar_testkit::base_image::push_busybox_base;
+use modelcar_testkit::model::{write_model, write_random};
+use modelcar_testkit::oci_tools::{
+    assert_same_tree, skopeo_copy, skopeo_inspect, skopeo_raw_manifest, umoci_unpack,
+};
+use modelcar_testkit::Registry;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+/// build-push with its cache and env isolated in `home`.
+fn build_push(home: &Path, args: &[&str]) -> Output {
+    command(home, args).output().expect("run build-push")
+}
+
+fn command(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_build-push"));
+    cmd.args(args)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("HOME", home)
+        .env_remove("MODELCAR_WORKSPACE")
+        .env_remove("REGISTRY_AUTH_FILE");
+    cmd
+}
+
+/// Runs build-push with `--output json`; asserts success and returns the report.
+fn push_json(home: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json", "--layer-threshold", "1MiB"];
+    all.extend_from_slice(args);
+    let out = build_push(home, &all);
+    assert!(
+        out.status.success(),
+        "build-push {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Copies `image` to an OCI layout with skopeo, unpacks it with umoci, and compares /models.
+fn assert_image_holds(image: &str, model: &Path, work: &Path) -> std::path::PathBuf {
+    let layout = work.join("copied");
+    skopeo_copy(image, &format!("oci:{}:t", layout.display()));
+    let bundle = work.join("bundle");
+    umoci_unpack(&format!("{}:t", layout.display()), &bundle);
+    assert_same_tree(model, &bundle.join("rootfs/models"));
+    bundle
+}
+
+#[test]
+fn pushed_image_reads_back_identically_with_skopeo_and_umoci() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 3, 2 * MIB + 123);
+    let registry = Registry::start();
+    let image = format!("{}/org/model:v1", registry.host());
+
+    let report = push_json(
+        tmp.path(),
+        &[model.to_str().unwrap(), &image, "--base", "scratch"],
+    );
+    // One layer for the small files, one per shard (the deep.bin of 70 kB stays small).
+    assert_eq!(report["layers"].as_array().unwrap().len(), 4, "{report}");
+    assert_eq!(report["image"], image);
+
+    let inspect = skopeo_inspect(&format!("docker://{image}"));
+    assert_eq!(inspect["Digest"], report["digest"]);
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 4);
+    let manifest = skopeo_raw_manifest(&format!("docker://{image}"));
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        assert!(layer["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap()
+            .starts_with("/models"));
+    }
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.created"],
+        "1970-01-01T00:00:00Z"
+    );
+    assert_image_holds(&format!("docker://{image}"), &model, tmp.path());
+}
+
+#[test]
+fn same_input_same_digest_on_two_registries_and_an_oci_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 2, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let dests = [
+        format!("{}/x/model:1", a.host()),
+        format!("docker://{}/other/name:2", b.host()),
+        format!("oci:{}:3", tmp.path().join("layout").display()),
+    ];
+    let digests: Vec<Value> = dests
+        .iter()
+        .map(|dest| {
+            push_json(
+                tmp.path(),
+                &[
+                    model.to_str().unwrap(),
+                    dest,
+                    "--base",
+                    "scratch",
+                    "--no-cache",
+                ],
+            )["digest"]
+                .clone()
+        })
+        .collect::<Vec<_>>();
+    assert!(digests.iter().all(|d| d == &digests[0]), "{digests:?}");
+    // And again on another day: SOURCE_DATE_EPOCH, not the clock, sets every timestamp.
+    let again = push_json(
+        tmp.path(),
+        &[model.to_str().unwrap(), &dests[0], "--base", "scratch"],
+    );
+    assert_eq!(again["digest"], digests[0]);
+}
+
+#[test]
+fn rerun_after_sigkill_sends_only_the_missing_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, ws) = (tmp.path().join("model"), tmp.path().join("ws"));
+    std::fs::create_dir(&ws).unwrap();
+    write_model(&model, 6, 12 * MIB);
+    let registry = Registry::start();
+    let image = format!("{}/org/killed:v1", registry.host());
+    let args = [
+        model.to_str().unwrap(),
+        &image,
+        "--base",
+        "scratch",
+        "--jobs",
+        "1",
+        "--chunk-size",
+        "1MiB",
+        "--layer-threshold",
+        "1MiB",
+        "--workspace",
+        ws.to_str().unwrap(),
+    ];
+
+    // Kill the first run once two shards are in.
+    let mut child = command(tmp.path(), &args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let killed_after = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("sent /models/model-00002-of-00006"))
+        .expect("the first run reported shard 2 before ending");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(killed_after.contains("sent"));
+    let unfinished = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !unfinished.status.success(),
+        "the killed run must not have pushed a manifest"
+    );
+
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(&args);
+    let out = build_push(tmp.path(), &all);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = report["layers"].as_array().unwrap();
+    let skipped: Vec<&str> = layers
+        .iter()
+        .filter(|l| l["sent"] == false)
+        .map(|l| l["title"].as_str().unwrap())
+        .collect();
+    let total: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum();
+    let sent = report["bytes_sent"].as_u64().unwrap();
+    eprintln!("resume: second run sent {sent} of {total} layer bytes; skipped {skipped:?}");
+    assert!(
+        skipped.contains(&"/models")
+            && skipped.contains(&"/models/model-00002-of-00006.safetensors"),
+        "{skipped:?}"
+    );
+    assert!(sent <= total - 2 * 12 * MIB, "sent {sent} of {total}");
+    assert_image_holds(&format!("docker://{image}"), &model, tmp.path());
+}
+
+#[test]
+fn basic_auth_registry_takes_creds_and_rejects_wrong_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 2 * MIB);
+    let registry = Registry::start_with_htpasswd("alice", "s3cret");
+    let image = format!("{}/team/model:v1", registry.host());
+    let m = model.to_str().unwrap();
+
+    let out = build_push(
+        tmp.path(),
+        &[m, &image, "--base", "scratch", "--creds", "alice:wrong"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&registry.host()) && err.contains("rejected the credentials from --creds"),
+        "{err}"
+    );
+
+    let out = build_push(tmp.path(), &[m, &image, "--base", "scratch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("requires credentials and none were found"),
+        "{}",
+        stderr(&out)
+    );
+
+    // From an auth file, as podman login writes it.
+    let authfile = tmp.path().join("auth.json");
+    let auth = modelcar_testkit::http::basic_auth("alice", "s3cret");
+    let encoded = auth.trim_start_matches("Basic ");
+    std::fs::write(
+        &authfile,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let report = push_json(
+        tmp.path(),
+        &[
+            m,
+            &image,
+            "--base",
+            "scratch",
+            "--authfile",
+            authfile.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        skopeo_inspect_with_creds(&image, "alice:s3cret")["Digest"],
+        report["digest"]
+    );
+}
+
+fn skopeo_inspect_with_creds(image: &str, creds: &str) -> Value {
+    let out = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            creds,
+            &format!("docker://{image}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn bearer_token_push_outlasts_several_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 6, 32 * MIB);
+    let ttl = 2;
+    let registry = Registry::start_with_token("robot", "t0ken", ttl);
+    let image = format!("{}/org/tokens:v1", registry.host());
+    let started = std::time::Instant::now();
+    let report = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--creds",
+            "robot:t0ken",
+            "--chunk-size",
+            "4MiB",
+            "--jobs",
+            "2",
+        ],
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    let tokens = registry.token_server().unwrap().tokens_issued();
+    eprintln!("bearer: push took {elapsed:.1}s with {ttl}s tokens; {tokens} tokens issued");
+    assert!(elapsed > 2.0 * ttl as f64, "the push ({elapsed:.1}s) must outlast two tokens for this test to mean anything: make the model bigger");
+    assert!(
+        tokens >= 2,
+        "{tokens} tokens for a {elapsed:.1}s push with {ttl}s tokens"
+    );
+    assert_eq!(
+        skopeo_inspect_with_creds_token(&image)["Digest"],
+        report["digest"]
+    );
+}
+
+fn skopeo_inspect_with_creds_token(image: &str) -> Value {
+    skopeo_inspect_with_creds(image, "robot:t0ken")
+}
+
+#[test]
+fn base_layers_are_mounted_within_a_registry_and_streamed_across() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let base = format!("{}/base/busybox:1", a.host());
+    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let m = model.to_str().unwrap();
+
+    let same = push_json(
+        tmp.path(),
+        &[
+            m,
+            &format!("{}/org/model:v1", a.host()),
+            "--base",
+            &base,
+            "--platform",
+            "linux/amd64",
+        ],
+    );
+    let base_layer = &same["layers"][0];
+    assert_eq!(
+        base_layer["sent"], false,
+        "the base layer is mounted, not sent: {same}"
+    );
+    assert!(same["base"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/base/busybox@sha256:", a.host())));
+
+    let across = push_json(
+        tmp.path(),
+        &[
+            m,
+            &format!("{}/org/model:v1", b.host()),
+            "--base",
+            &base,
+            "--platform",
+            "linux/amd64",
+        ],
+    );
+    assert_eq!(
+        across["layers"][0]["sent"], true,
+        "the base layer is streamed registry to registry"
+    );
+    assert_eq!(
+        across["digest"], same["digest"],
+        "same base and model, same image"
+    );
+
+    let inspect = skopeo_inspect(&format!("docker://{}/org/model:v1", b.host()));
+    assert_eq!(inspect["Env"][0], "PATH=/bin", "the base config is kept");
+    let manifest = skopeo_raw_manifest(&format!("docker://{}/org/model:v1", b.host()));
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        base
+    );
+    let bundle = assert_image_holds(
+        &format!("docker://{}/org/model:v1", b.host()),
+        &model,
+        tmp.path(),
+    );
+    // What KServe's modelcar sidecar runs: a shell that links /models and reads it.
+    let out = Command::new("chroot")
+        .arg(bundle.join("rootfs"))
+        .args([
+            "/bin/sh",
+            "-c",
+            "ln -sf /models /mnt-models && cat /mnt-models/config.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MistralForCausalLM"));
+}
+
+#[test]
+fn workspace_records_the_push_and_results_dir_has_tekton_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, ws, results) = (
+        tmp.path().join("model"),
+        tmp.path().join("ws"),
+        tmp.path().join("results"),
+    );
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::create_dir_all(ws.join(".modelcar")).unwrap();
+    std::fs::write(
+        ws.join(".modelcar/metadata.json"),
+        r#"{"schema":1,"hf_repo":"mistralai/Mistral-Small","hf_revision":"abc123","keep":"me"}"#,
+    )
+    .unwrap();
+    write_model(&model, 1, 2 * MIB);
+    let registry = Registry::start();
+    let image = format!("{}/org/model:v7", registry.host());
+    let report = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--results-dir",
+            results.to_str().unwrap(),
+            "--label",
+            "team=ml",
+            "--annotation",
+            "note=hi",
+        ],
+    );
+
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(ws.join(".modelcar/metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(meta["image"], format!("{}/org/model", registry.host()));
+    assert_eq!(meta["image_digest"], report["digest"]);
+    assert_eq!(meta["image_tag"], "v7");
+    assert_eq!(meta["keep"], "me");
+    assert!(meta["pushed_at_utc"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        std::fs::read_to_string(results.join("IMAGE_URL")).unwrap(),
+        image
+    );
+    assert_eq!(
+        std::fs::read_to_string(results.join("IMAGE_DIGEST")).unwrap(),
+        report["digest"].as_str().unwrap()
+    );
+
+    let manifest = skopeo_raw_manifest(&format!("docker://{image}"));
+    let ann = &manifest["annotations"];
+    assert_eq!(ann["io.modelcar.hf.repo"], "mistralai/Mistral-Small");
+    assert_eq!(ann["io.modelcar.hf.revision"], "abc123");
+    assert_eq!(ann["org.opencontainers.image.revision"], "abc123");
+    assert_eq!(
+        ann["org.opencontainers.image.source"],
+        "https://huggingface.co/mistralai/Mistral-Small"
+    );
+    assert_eq!(ann["note"], "hi");
+    let inspect = skopeo_inspect(&format!("docker://{image}"));
+    assert_eq!(inspect["Labels"]["team"], "ml");
+    assert_eq!(
+        inspect["Labels"]["io.modelcar.hf.repo"],
+        "mistralai/Mistral-Small"
+    );
+}
+
+#[test]
+fn bad_input_gives_errors_that_name_the_thing_at_fault() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let dest = "127.0.0.1:1/x/y:z";
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec!["/nonexistent/model".into(), dest.into()],
+            1,
+            "/nonexistent/model does not exist",
+        ),
+        (
+            vec![
+                home.to_str().unwrap().into(),
+                "127.0.0.1:5000/Bad/Ref".into(),
+            ],
+            2,
+            "lowercase",
+        ),
+        (
+            vec![
+                home.to_str().unwrap().into(),
+                dest.into(),
+                "--layer-threshold".into(),
+                "big".into(),
+            ],
+            2,
+            "not a size",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = build_push(home, &args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(empty.join("only/dirs")).unwrap();
+    let out = build_push(home, &[empty.to_str().unwrap(), dest, "--base", "scratch"]);
+    assert!(
+        stderr(&out).contains("contains no files"),
+        "{}",
+        stderr(&out)
+    );
+
+    let escaping = tmp.path().join("escaping");
+    write_model(&escaping, 1, 1000);
+    std::os::unix::fs::symlink("/etc/passwd", escaping.join("passwd")).unwrap();
+    let out = build_push(
+        home,
+        &[escaping.to_str().unwrap(), dest, "--base", "scratch"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("passwd points to /etc/passwd, outside the model directory"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing listens on port 1.
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 1000);
+    let out = build_push(
+        home,
+        &[
+            model.to_str().unwrap(),
+            dest,
+            "--base",
+            "scratch",
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach registry 127.0.0.1:1")
+            && err.contains("gave up after 2 attempts"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("retry 1 of 1").count(),
+        1,
+        "retried once, and not again at the blob level: {err}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_named_before_anything_is_pushed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 1000);
+    write_random(&model.join("secret.bin"), 10, 1);
+    let mode = |p: &Path, m| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    mode(&model.join("secret.bin"), 0o600);
+    mode(tmp.path(), 0o755);
+    let registry = Registry::start();
+    // As an unprivileged user: root could read the file anyway.
+    let out = Command::new("setpriv")
+        .args(["--reuid=1001", "--regid=1001", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_build-push"))
+        .args([
+            model.to_str().unwrap(),
+            &format!("{}/x/y:z", registry.host()),
+            "--base",
+            "scratch",
+            "--cache-file",
+            "/tmp/modelcar-test-nocache/blobs.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot read")
+            && err.contains("secret.bin")
+            && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert_eq!(
+        modelcar_testkit::http::get_status(&registry.host(), "/v2/x/y/tags/list", None).unwrap(),
+        404,
+        "nothing was pushed"
+    );
+}
