@@ -1,30 +1,51 @@
 #!/usr/bin/env bash
 # Speed and memory of modelcar against what users run today, measured in the same run on the
-# same data. Usage: scripts/bench.sh [fix-perms] [FILES]   (default: fix-perms on 100000 files)
-# Prints, for each tool: wall seconds, CPU seconds, peak RSS, and the ratio against modelcar.
+# same data. Prints, for each tool: wall seconds, CPU seconds, peak RSS, bytes written to local
+# disk, and the ratio against modelcar.
+#
+#   scripts/bench.sh build-push [MIB_PER_SHARD] [SHARDS]   default 768 MiB x 4: build-push vs
+#                    buildah bud + push (vfs) vs olot + skopeo copy, then build-push alone on
+#                    shards 4x bigger, for its peak RSS
+#   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
-what=${1:-fix-perms}
+what=${1:-build-push}
 files=${2:-100000}
 
-command -v /usr/bin/time >/dev/null 2>&1 || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
-}
-cargo build --release --locked -p fix-perms >&2
+need=()
+for pkg in time bc docker-registry skopeo umoci buildah busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v olot >/dev/null 2>&1 || pip install -q olot >&2
+cargo build --release --locked -p fix-perms -p build-push >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" /dev/shm/modelcar-bench-*; [ -z "${registry_pid:-}" ] || kill "$registry_pid" 2>/dev/null' EXIT
 
-# run LABEL CMD...: runs CMD under GNU time, prints a row, and sets $wall to its wall seconds.
+# Sectors written to the disk that holds the work dir, from /proc/diskstats (after a sync).
+disk=$(basename "$(df --output=source "$work" | tail -1)")
+sectors_written() {
+  sync
+  awk -v d="$disk" '$3 == d { print $10 }' /proc/diskstats
+}
+
+# run LABEL CMD...: runs CMD under GNU time, prints a row, and sets $wall, $rss_mb, $disk_mb.
 run() {
-  local label=$1
+  local label=$1 before after
   shift
+  before=$(sectors_written)
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
     cat "$work/stderr" >&2
     return 1
   }
+  after=$(sectors_written)
   read -r wall user sys rss_kb <"$work/time"
-  printf "%-44s %8.2f s wall %8.2f s cpu %8.1f MB peak RSS\n" "$label" "$wall" \
-    "$(echo "$user + $sys" | bc)" "$(echo "scale=1; $rss_kb / 1024" | bc)"
+  rss_mb=$(echo "scale=1; $rss_kb / 1024" | bc)
+  disk_mb=$(echo "scale=1; ($after - $before) * 512 / 1048576" | bc)
+  printf "%-44s %8.2f s wall %8.2f s cpu %8.1f MB peak RSS %9.1f MB written to disk\n" "$label" "$wall" \
+    "$(echo "$user + $sys" | bc)" "$rss_mb" "$disk_mb"
 }
 
 # A PVC tree as a task running as UID 1001 leaves it: private dirs and files, its own group.
@@ -59,7 +80,108 @@ bench_fix_perms() {
     echo "check: both trees end with identical modes and groups"
 }
 
+# The synthetic HF-style model every benchmark uses (the project's shared/ sits beside the checkout).
+make_model() {
+  local script=../shared/make-model.sh
+  [ -x "$script" ] || { echo "bench.sh: $script not found (the shared/ folder beside the checkout)" >&2; exit 1; }
+  "$script" "$@" >&2
+}
+
+# A registry for one tool, its storage on tmpfs so that only the tool's own writes hit the disk.
+registry_pid=""
+start_registry() {
+  local name=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mkdir -p "/dev/shm/modelcar-bench-$name"
+  cat >"$work/registry-$name.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: /dev/shm/modelcar-bench-$name
+http:
+  addr: 127.0.0.1:$port
+YAML
+  docker-registry serve "$work/registry-$name.yml" >"$work/registry-$name.log" 2>&1 &
+  registry_pid=$!
+  registry="127.0.0.1:$port"
+  for _ in $(seq 100); do curl -sf "http://$registry/v2/" >/dev/null && return; sleep 0.1; done
+  echo "registry $name did not start" >&2
+  exit 1
+}
+stop_registry() {
+  kill "$registry_pid" 2>/dev/null || true
+  wait "$registry_pid" 2>/dev/null || true
+  rm -rf /dev/shm/modelcar-bench-*
+}
+
+# The busybox base every tool builds on, in the registry at $registry.
+push_base() {
+  local layout=$work/base-layout bundle=$work/base-bundle
+  if [ ! -d "$layout" ]; then
+    umoci init --layout "$layout" && umoci new --image "$layout:base"
+    umoci unpack --image "$layout:base" "$bundle" >/dev/null
+    mkdir -p "$bundle/rootfs/bin" && cp /bin/busybox "$bundle/rootfs/bin/"
+    for a in sh ln sleep; do ln -sf busybox "$bundle/rootfs/bin/$a"; done
+    umoci repack --image "$layout:base" "$bundle"
+  fi
+  skopeo copy -q --dest-tls-verify=false "oci:$layout:base" "docker://$registry/base/busybox:1"
+}
+
+bench_build_push() {
+  local mb=${1:-768} shards=${2:-4} model=$work/model
+  echo "== build-push: $shards x $mb MiB shards (../shared/make-model.sh), busybox base, registry on tmpfs"
+  make_model "$model" "$mb" "$shards"
+
+  start_registry buildpush
+  push_base
+  run "build-push" target/release/build-push "$model" "$registry/bench/model:1" \
+    --base "$registry/base/busybox:1" --no-cache
+  local ours=$wall ours_rss=$rss_mb ours_disk=$disk_mb
+  stop_registry
+
+  start_registry buildah
+  push_base
+  printf 'FROM %s/base/busybox:1\nCOPY model/ /models/\n' "$registry" >"$work/Containerfile"
+  run "buildah bud + buildah push (vfs)" sh -c "
+    buildah --storage-driver vfs bud -q --tls-verify=false -f '$work/Containerfile' -t bench-model:1 '$work' &&
+    buildah --storage-driver vfs push -q --tls-verify=false bench-model:1 docker://$registry/bench/model:1"
+  local buildah_wall=$wall
+  buildah --storage-driver vfs rmi -a -f >/dev/null 2>&1 || true
+  stop_registry
+
+  start_registry olot
+  push_base
+  run "olot + skopeo copy" sh -c "
+    rm -rf '$work/olot-layout' &&
+    skopeo copy -q --src-tls-verify=false docker://$registry/base/busybox:1 oci:'$work/olot-layout':latest &&
+    olot '$work/olot-layout' --root-dir '$model' \$(find '$model' -type f | sort) &&
+    skopeo copy -q --dest-tls-verify=false oci:'$work/olot-layout':latest docker://$registry/bench/model:1"
+  local olot_wall=$wall
+  rm -rf "$work/olot-layout"
+  stop_registry
+
+  local model_mb
+  model_mb=$(du -sm "$model" | cut -f1)
+  echo "ratio: build-push is $(echo "scale=1; $buildah_wall / $ours" | bc)x faster than buildah, $(echo "scale=1; $olot_wall / $ours" | bc)x faster than olot + skopeo"
+  echo "build-push: wrote $ours_disk MB to local disk for a $model_mb MB model ($(echo "scale=3; 100 * $ours_disk / $model_mb" | bc)%), peak RSS $ours_rss MB"
+
+  rm -rf "$model"
+  local big=$((mb * 4))
+  make_model "$model" "$big" "$shards"
+  start_registry big
+  push_base
+  run "build-push, $shards x $big MiB shards" target/release/build-push "$model" "$registry/bench/model:1" \
+    --base "$registry/base/busybox:1" --no-cache
+  echo "build-push with 4x bigger shards: peak RSS $rss_mb MB (was $ours_rss MB), $disk_mb MB written to disk"
+  stop_registry
+}
+
 case "$what" in
+  build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: fix-perms)" >&2; exit 2 ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, fix-perms)" >&2; exit 2 ;;
 esac

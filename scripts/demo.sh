@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# The main job on a built-in default. Until build-push lands this is fix-perms, the first step
-# of every pipeline run: it makes a small synthetic model tree, written by two task UIDs that
-# cannot touch each other's files, usable by both, then shows that a third UID can write it.
+# The main job on a built-in default: build-push streams a small synthetic HF-style model
+# (two 64 MiB safetensors shards, config and tokenizer files) into a ModelCar image, as an
+# OCI image layout under target/demo (no registry or network needed), then shows its layers.
+# Push to a registry instead by giving a destination: scripts/demo.sh 127.0.0.1:5000/demo/model:1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p fix-perms
-ws=${1:-target/demo-workspace}
-rm -rf "$ws" && mkdir -p "$ws/models/demo"
-head -c 1048576 /dev/urandom > "$ws/models/demo/model-00001-of-00001.safetensors"
-echo '{"architectures":["MistralForCausalLM"]}' > "$ws/models/demo/config.json"
-chmod 700 "$ws/models/demo" && chmod 600 "$ws/models/demo"/*
-if [ "$(id -u)" = 0 ]; then
-  chown -R 1001:1001 "$ws/models" && chgrp 1500 "$ws"
+dest=${1:-oci:target/demo/image:latest}
+cargo build --release --locked -p build-push
+model=target/demo/model
+if [ ! -d "$model" ]; then
+  mkdir -p "$model"
+  for i in 1 2; do head -c $((64 << 20)) /dev/urandom >"$model/model-0000$i-of-00002.safetensors"; done
+  echo '{"architectures":["MistralForCausalLM"],"hidden_size":5120}' >"$model/config.json"
+  head -c 2000000 /dev/urandom | base64 >"$model/tokenizer.json"
 fi
-target/release/fix-perms --workspace "$ws"
-ls -ln "$ws/models/demo"
-if [ "$(id -u)" = 0 ]; then
-  setpriv --reuid=1003 --regid=1003 --groups=1500 -- sh -c \
-    "umask 002; echo '{\"touched_by\":1003}' > '$ws/models/demo/config.json'" &&
-    echo "uid 1003 (group 1500) wrote $ws/models/demo/config.json"
+target/release/build-push "$model" "$dest" --base scratch --no-cache
+if [[ $dest == oci:* ]] && command -v skopeo >/dev/null; then
+  skopeo inspect "$dest" | grep -A5 '"Layers"'
 fi

@@ -9,17 +9,12 @@ cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 
-# command -> Debian package
-declare -A packages=(
-  [docker-registry]=docker-registry
-  [skopeo]=skopeo
-  [umoci]=umoci
-  [htpasswd]=apache2-utils
-  [setpriv]=util-linux
-)
+# The servers and independent readers the tests run against. busybox-static gives the test
+# base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs).
+packages=(docker-registry skopeo umoci apache2-utils busybox-static util-linux)
 missing=()
-for cmd in "${!packages[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${packages[$cmd]}")
+for pkg in "${packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2

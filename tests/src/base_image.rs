@@ -4,24 +4,11 @@
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::Command;
 
-use crate::require_tool;
+use crate::run_tool as run;
 
 /// The statically linked busybox of Debian's busybox-static.
 const BUSYBOX: &str = "/bin/busybox";
-
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(require_tool(program))
-        .args(args)
-        .output()
-        .expect("run tool");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Builds a one-layer busybox image (sh, ln, sleep, cat, ls) in `work` and copies it to
 /// `dest` (a skopeo destination such as `docker://127.0.0.1:5000/base/busybox:1`).

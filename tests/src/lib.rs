@@ -21,6 +21,20 @@ pub fn free_port() -> u16 {
         .expect("cannot bind a localhost port")
 }
 
+/// Runs a system tool, panicking with its stderr if it fails; returns its stdout.
+pub fn run_tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(require_tool(program))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Panics with an install hint when a system tool the tests need is missing.
 pub fn require_tool(name: &str) -> std::path::PathBuf {
     std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())

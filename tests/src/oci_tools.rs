@@ -4,22 +4,8 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
-use crate::require_tool;
-
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(require_tool(program))
-        .args(args)
-        .output()
-        .expect("run tool");
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::run_tool as run;
 
 /// `skopeo inspect` of `image` (`docker://...` over plain HTTP, or `oci:...`), as JSON.
 pub fn skopeo_inspect(image: &str) -> serde_json::Value {

@@ -27,7 +27,7 @@ pub enum Segment {
 }
 
 impl Segment {
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         match self {
             Segment::Bytes(b) => b.len() as u64,
             Segment::File { size, .. } => *size,
@@ -85,7 +85,7 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
     flush_headers(&mut headers, &mut segments);
     // The end-of-archive marker: two zero blocks.
     segments.push(Segment::Zeros(2 * BLOCK));
-    let size = segments.iter().map(Segment::len).sum();
+    let size = segments.iter().map(Segment::size).sum();
     Ok(TarLayout { segments, size })
 }
 

@@ -47,6 +47,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Asserts the run failed with `code` and said `needle` on stderr; returns stderr.
+fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    err
+}
+
 /// Copies `image` to an OCI layout with skopeo, unpacks it with umoci, and compares /models.
 fn assert_image_holds(image: &str, model: &Path, work: &Path) -> std::path::PathBuf {
     let layout = work.join("copied");
@@ -218,20 +226,11 @@ fn basic_auth_registry_takes_creds_and_rejects_wrong_ones() {
         tmp.path(),
         &[m, &image, "--base", "scratch", "--creds", "alice:wrong"],
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains(&registry.host()) && err.contains("rejected the credentials from --creds"),
-        "{err}"
-    );
+    let err = assert_fails(&out, 1, "rejected the credentials from --creds");
+    assert!(err.contains(&registry.host()), "{err}");
 
     let out = build_push(tmp.path(), &[m, &image, "--base", "scratch"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("requires credentials and none were found"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "requires credentials and none were found");
 
     // From an auth file, as podman login writes it.
     let authfile = tmp.path().join("auth.json");
@@ -507,19 +506,13 @@ fn bad_input_gives_errors_that_name_the_thing_at_fault() {
     ];
     for (args, code, needle) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = build_push(home, &args);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+        assert_fails(&build_push(home, &args), code, needle);
     }
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(empty.join("only/dirs")).unwrap();
     let out = build_push(home, &[empty.to_str().unwrap(), dest, "--base", "scratch"]);
-    assert!(
-        stderr(&out).contains("contains no files"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails(&out, 1, "contains no files");
 
     let escaping = tmp.path().join("escaping");
     write_model(&escaping, 1, 1000);
@@ -528,11 +521,10 @@ fn bad_input_gives_errors_that_name_the_thing_at_fault() {
         home,
         &[escaping.to_str().unwrap(), dest, "--base", "scratch"],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("passwd points to /etc/passwd, outside the model directory"),
-        "{}",
-        stderr(&out)
+    assert_fails(
+        &out,
+        1,
+        "passwd points to /etc/passwd, outside the model directory",
     );
 
     // Nothing listens on port 1.
@@ -549,13 +541,8 @@ fn bad_input_gives_errors_that_name_the_thing_at_fault() {
             "1",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("cannot reach registry 127.0.0.1:1")
-            && err.contains("gave up after 2 attempts"),
-        "{err}"
-    );
+    let err = assert_fails(&out, 1, "cannot reach registry 127.0.0.1:1");
+    assert!(err.contains("gave up after 2 attempts"), "{err}");
     assert_eq!(
         err.matches("retry 1 of 1").count(),
         1,
@@ -589,12 +576,9 @@ fn an_unreadable_file_is_named_before_anything_is_pushed() {
         ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = assert_fails(&out, 1, "Permission denied");
     assert!(
-        err.contains("cannot read")
-            && err.contains("secret.bin")
-            && err.contains("Permission denied"),
+        err.contains("cannot read") && err.contains("secret.bin"),
         "{err}"
     );
     assert_eq!(
@@ -602,4 +586,48 @@ fn an_unreadable_file_is_named_before_anything_is_pushed() {
         404,
         "nothing was pushed"
     );
+}
+
+/// A file above 8 GiB needs the GNU base-256 size field. Slow (it streams 9 GiB twice), so it
+/// is ignored by default: `cargo test --release -p build-push --test push -- --ignored`.
+#[test]
+#[ignore]
+fn a_file_over_8_gib_unpacks_to_the_right_size_and_bytes() {
+    use std::io::{Seek, SeekFrom, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let big = model.join("huge.safetensors");
+    let size = (9u64 << 30) + 123;
+    let mut f = std::fs::File::create(&big).unwrap();
+    f.write_all(b"head of the huge file").unwrap();
+    f.seek(SeekFrom::Start(size - 16)).unwrap();
+    f.write_all(b"tail of the file").unwrap();
+    drop(f);
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let registry = Registry::start();
+    let image = format!("{}/org/huge:v1", registry.host());
+    let started = std::time::Instant::now();
+    let report = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--no-cache",
+        ],
+    );
+    eprintln!(
+        "huge: pushed {size} bytes in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let layer = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["title"] == "/models/huge.safetensors")
+        .unwrap();
+    assert!(layer["size"].as_u64().unwrap() > size);
+    assert_image_holds(&format!("docker://{image}"), &model, tmp.path());
 }

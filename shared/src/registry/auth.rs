@@ -170,14 +170,12 @@ impl Auth {
         if let Some(found) = &found {
             request = request.header(AUTHORIZATION, found.basic.header_value());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                registry: self.registry.clone(),
-                action: action.clone(),
-                source,
-            })?;
+        let unreachable = |source| RegistryError::Unreachable {
+            registry: self.registry.clone(),
+            action: action.clone(),
+            source,
+        };
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(match found {
@@ -191,14 +189,7 @@ impl Auth {
                 },
             });
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Unreachable {
-                registry: self.registry.clone(),
-                action: action.clone(),
-                source,
-            })?;
+        let body = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(RegistryError::status(
                 &self.registry,
