@@ -22,7 +22,7 @@ fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
 cargo build --release --locked -p fix-perms -p build-push >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
-trap 'rm -rf "$work" /dev/shm/modelcar-bench-*; [ -z "${registry_pid:-}" ] || kill "$registry_pid" 2>/dev/null' EXIT
+trap 'rm -rf "$work" /dev/shm/modelcar-bench-*; [ -z "${registry_pid:-}" ] || kill "$registry_pid" 2>/dev/null || true' EXIT
 
 # Sectors written to the disk that holds the work dir, from /proc/diskstats (after a sync).
 disk=$(basename "$(df --output=source "$work" | tail -1)")

@@ -71,7 +71,7 @@ struct Args {
     #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
     layer_threshold: u64,
 
-    /// Bytes per upload request (PATCH); a failed request costs at most this much.
+    /// Bytes per upload request (PATCH); 0 sends each blob in one streamed request.
     #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, default_value = "64MiB")]
     chunk_size: u64,
 
@@ -201,7 +201,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         },
         prefix: args.prefix.clone(),
         layer_threshold: args.layer_threshold,
-        chunk_size: args.chunk_size.max(1),
+        chunk_size: if args.chunk_size == 0 { u64::MAX } else { args.chunk_size },
         jobs: args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             NonZeroUsize::get,
