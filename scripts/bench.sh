@@ -31,11 +31,17 @@ sectors_written() {
   awk -v d="$disk" '$3 == d { print $10 }' /proc/diskstats
 }
 
+# Every tool reads the model cold, as from a PVC, not from a cache the previous tool warmed.
+drop_page_cache() {
+  [ "${COLD_CACHE:-1}" = 1 ] && [ -w /proc/sys/vm/drop_caches ] && echo 3 >/proc/sys/vm/drop_caches || true
+}
+
 # run LABEL CMD...: runs CMD under GNU time, prints a row, and sets $wall, $rss_mb, $disk_mb.
 run() {
   local label=$1 before after
   shift
   before=$(sectors_written)
+  drop_page_cache
   /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
     cat "$work/stderr" >&2
     return 1
@@ -133,7 +139,8 @@ push_base() {
 
 bench_build_push() {
   local mb=${1:-768} shards=${2:-4} model=$work/model
-  echo "== build-push: $shards x $mb MiB shards (../shared/make-model.sh), busybox base, registry on tmpfs"
+  echo "== build-push: $shards x $mb MiB shards (../shared/make-model.sh), busybox base, registry on tmpfs,"
+  echo "   page cache dropped before each run (COLD_CACHE=0 to keep it)"
   make_model "$model" "$mb" "$shards"
 
   start_registry buildpush
