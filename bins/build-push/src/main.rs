@@ -201,7 +201,11 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         },
         prefix: args.prefix.clone(),
         layer_threshold: args.layer_threshold,
-        chunk_size: if args.chunk_size == 0 { u64::MAX } else { args.chunk_size },
+        chunk_size: if args.chunk_size == 0 {
+            u64::MAX
+        } else {
+            args.chunk_size
+        },
         jobs: args.jobs.map_or_else(
             || std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
             NonZeroUsize::get,

@@ -313,13 +313,9 @@ fn bearer_token_push_outlasts_several_tokens() {
         "{tokens} tokens for a {elapsed:.1}s push with {ttl}s tokens"
     );
     assert_eq!(
-        skopeo_inspect_with_creds_token(&image)["Digest"],
+        skopeo_inspect_with_creds(&image, "robot:t0ken")["Digest"],
         report["digest"]
     );
-}
-
-fn skopeo_inspect_with_creds_token(image: &str) -> Value {
-    skopeo_inspect_with_creds(image, "robot:t0ken")
 }
 
 #[test]
