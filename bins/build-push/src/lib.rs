@@ -4,14 +4,12 @@
 pub mod args;
 pub mod base;
 pub mod cache;
-pub mod chunks;
-pub mod destination;
+mod chunks_of_tar;
 pub mod image;
 pub mod plan;
 pub mod push;
 pub mod report;
 mod run;
-pub mod source;
 pub mod tar_layout;
 
 pub use run::{run, BuildError, Options};

@@ -8,10 +8,10 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_key_value, parse_platform, parse_size};
-use build_push::destination::DestSpec;
 use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{Basic, ConnectOptions, CredentialSource, DEFAULT_RETRIES};
+use modelcar_shared::transfer::DestSpec;
 use modelcar_shared::Workspace;
 
 /// Package a model directory as a ModelCar OCI image and push it, streaming.

@@ -15,14 +15,16 @@ use modelcar_shared::oci::{
 };
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::ConnectOptions;
+use modelcar_shared::transfer::{
+    copy_blob, DestError, DestSpec, Destination, Sent as Pushed, TransferError,
+};
 use modelcar_shared::Workspace;
 
 use crate::base::{self, BaseError, BaseImage};
 use crate::cache::{layer_key, CachedLayer, DigestCache};
-use crate::destination::{DestError, DestSpec, Destination};
 use crate::image::{config_json, manifest_json, ImageInfo};
 use crate::plan::{plan_layers, LayerPlan, PlanError};
-use crate::push::{copy_base_layer, push_layer, PushError, Pushed};
+use crate::push::push_layer;
 use crate::report::{LayerReport, PushReport};
 use crate::tar_layout::{layout, TarLayout};
 
@@ -59,9 +61,15 @@ pub enum BuildError {
     #[error(transparent)]
     Dest(#[from] DestError),
     #[error("layer {title}: {source}")]
-    Layer { title: String, source: PushError },
+    Layer {
+        title: String,
+        source: TransferError,
+    },
     #[error("base layer {digest}: {source}")]
-    BaseLayer { digest: String, source: PushError },
+    BaseLayer {
+        digest: String,
+        source: TransferError,
+    },
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(transparent)]
@@ -216,7 +224,7 @@ async fn send_layers(
                         .source
                         .as_ref()
                         .expect("a base with layers has a source");
-                    copy_base_layer(dest, &source.client, descriptor, opts.chunk_size, progress)
+                    copy_blob(dest, &source.client, descriptor, opts.chunk_size, progress)
                         .await
                         .map_err(|source| BuildError::BaseLayer {
                             digest: descriptor.digest.clone(),

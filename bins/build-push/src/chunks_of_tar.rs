@@ -1,44 +1,18 @@
-//! Producers: what fills a layer's chunk stream. A tar layer is read from the model files; a
-//! base-image layer is read from another registry's response body. Either way the bytes are
-//! hashed as they pass, and nothing is staged on disk.
+//! The producer of a model layer: its tar stream, read from the model files into a chunk
+//! stream (header bytes, file contents, padding), hashed as it passes, staged nowhere.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use modelcar_shared::progress::Progress;
+use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
+use modelcar_shared::transfer::SourceError;
 
-use crate::chunks::{ChunkWriter, PIECE};
 use crate::tar_layout::{Segment, TarLayout};
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
-
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path} changed while it was being read: it had {expected} bytes when planned, now it ends at {found}")]
-    Changed {
-        path: PathBuf,
-        expected: u64,
-        found: u64,
-    },
-    #[error("download of blob {digest} broke off: {source}")]
-    Download {
-        digest: String,
-        source: reqwest::Error,
-    },
-    #[error("blob {expected} arrived with digest {actual}: corrupted in transit or at the source registry")]
-    DigestMismatch { expected: String, actual: String },
-    /// The consumer stopped taking bytes: its own error is the one to report.
-    #[error("the upload stopped")]
-    Abandoned,
-}
 
 /// Streams a tar layout into `writer`; returns the layer digest.
 pub async fn produce_tar(
@@ -95,36 +69,6 @@ async fn stream_file(
         send(writer, buf.freeze(), progress).await?;
     }
     Ok(())
-}
-
-/// Streams a blob download into `writer`, checking it against `expected` digest.
-pub async fn produce_download(
-    response: reqwest::Response,
-    expected: &str,
-    mut writer: ChunkWriter,
-    progress: &Progress,
-) -> Result<String, SourceError> {
-    let mut body = response.bytes_stream();
-    while let Some(piece) = body.next().await {
-        match piece {
-            Ok(bytes) => send(&mut writer, bytes, progress).await?,
-            Err(source) => {
-                writer.fail(std::io::Error::other(source.to_string())).await;
-                return Err(SourceError::Download {
-                    digest: expected.into(),
-                    source,
-                });
-            }
-        }
-    }
-    let actual = writer.finish();
-    if actual != expected {
-        return Err(SourceError::DigestMismatch {
-            expected: expected.into(),
-            actual,
-        });
-    }
-    Ok(actual)
 }
 
 async fn send(

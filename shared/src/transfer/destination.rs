@@ -8,13 +8,11 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use modelcar_shared::atomic_file::write_atomic;
-use modelcar_shared::oci::{Descriptor, ImageIndex, ANNOTATION_REF_NAME, OCI_INDEX};
-use modelcar_shared::registry::{
-    ConnectOptions, Reference, RegistryClient, RegistryError, UploadSession,
-};
+use crate::atomic_file::write_atomic;
+use crate::oci::{Descriptor, ImageIndex, ANNOTATION_REF_NAME, OCI_INDEX};
+use crate::registry::{ConnectOptions, Reference, RegistryClient, RegistryError, UploadSession};
 
-use crate::chunks::{body_of, Chunk};
+use super::chunks::{body_of, Chunk};
 
 /// The DEST argument, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +22,7 @@ pub enum DestSpec {
 }
 
 impl DestSpec {
-    pub fn parse(s: &str) -> Result<Self, modelcar_shared::registry::ReferenceError> {
+    pub fn parse(s: &str) -> Result<Self, crate::registry::ReferenceError> {
         match s.strip_prefix("oci:") {
             Some(rest) => {
                 // The tag follows the last ':' unless that ':' is part of the directory path.
@@ -179,7 +177,7 @@ impl OciLayout {
     fn create(dir: &Path) -> Result<Self, DestError> {
         let layout = Self { dir: dir.into() };
         let blobs = dir.join("blobs/sha256");
-        modelcar_shared::perms::create_shared_dir_all(&blobs).map_err(|source| {
+        crate::perms::create_shared_dir_all(&blobs).map_err(|source| {
             DestError::Layout {
                 path: blobs,
                 source,
@@ -234,7 +232,7 @@ impl OciLayout {
 
     fn commit(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), DestError> {
         let path = self.blob_path(digest);
-        modelcar_shared::perms::set_shared_file_mode(temp.as_file()).map_err(|source| {
+        crate::perms::set_shared_file_mode(temp.as_file()).map_err(|source| {
             DestError::Layout {
                 path: path.clone(),
                 source,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use modelcar_shared::digest::format_digest;
+use crate::digest::format_digest;
 
 /// Largest piece handed to a request body at once.
 pub const PIECE: usize = 1 << 20;
@@ -138,7 +138,7 @@ mod tests {
         );
         assert_eq!(
             producer.await.unwrap(),
-            modelcar_shared::digest::sha256_digest(b"abcdefghij")
+            crate::digest::sha256_digest(b"abcdefghij")
         );
     }
 }

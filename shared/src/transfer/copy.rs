@@ -1,0 +1,149 @@
+//! Sending one blob to a destination: skipped when it is there already, mounted when it is in
+//! another repository of the same registry, otherwise streamed from its producer and committed
+//! under the digest computed on the way. A transient failure restarts the blob (byte-level
+//! resume is issue #12); a source that cannot be read fails at once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::chunks::ChunkWriter;
+use super::destination::{DestError, Destination};
+use super::download::{produce_download, SourceError};
+use crate::oci::Descriptor;
+use crate::progress::Progress;
+use crate::registry::RegistryClient;
+
+const BLOB_ATTEMPTS: u32 = 4;
+
+/// Where a blob's bytes come from: it fills a chunk stream and returns the digest it computed.
+pub trait Producer {
+    fn size(&self) -> u64;
+    fn produce(
+        &self,
+        writer: ChunkWriter,
+        progress: &Progress,
+    ) -> impl Future<Output = Result<String, TransferError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error(transparent)]
+    Dest(#[from] DestError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub digest: String,
+    pub size: u64,
+    /// Whether its bytes were sent (false: already there, or mounted).
+    pub sent: bool,
+}
+
+/// A blob in another registry (or repository), read with its descriptor's digest checked.
+pub struct RemoteBlob<'a> {
+    pub client: &'a RegistryClient,
+    pub descriptor: &'a Descriptor,
+}
+
+impl Producer for RemoteBlob<'_> {
+    fn size(&self) -> u64 {
+        self.descriptor.size
+    }
+
+    async fn produce(
+        &self,
+        writer: ChunkWriter,
+        progress: &Progress,
+    ) -> Result<String, TransferError> {
+        let digest = &self.descriptor.digest;
+        let response = self
+            .client
+            .get_blob(digest)
+            .await
+            .map_err(DestError::from)?;
+        let registry = &self.client.reference().registry;
+        Ok(produce_download(response, registry, digest, writer, progress).await?)
+    }
+}
+
+/// Copies a blob from `source`: skipped if present, mounted within one registry, else streamed.
+pub async fn copy_blob(
+    dest: &Destination,
+    source: &RegistryClient,
+    descriptor: &Descriptor,
+    chunk_size: u64,
+    progress: &Progress,
+) -> Result<Sent, TransferError> {
+    let skipped = Sent {
+        digest: descriptor.digest.clone(),
+        size: descriptor.size,
+        sent: false,
+    };
+    if dest.has_blob(&descriptor.digest).await? {
+        progress.adjust_total(-(descriptor.size as i64));
+        return Ok(skipped);
+    }
+    if let Destination::Registry(client) = dest {
+        if client.same_registry(source.reference()) {
+            let from = &source.reference().repository;
+            // Ok(Some(_)): the registry opened an upload instead; the stream below opens its own.
+            let mounted = client
+                .mount_blob(&descriptor.digest, from)
+                .await
+                .map_err(DestError::from)?;
+            if mounted.is_none() {
+                tracing::debug!(digest = %descriptor.digest, "mounted from {from}");
+                progress.adjust_total(-(descriptor.size as i64));
+                return Ok(skipped);
+            }
+        }
+    }
+    let producer = RemoteBlob {
+        client: source,
+        descriptor,
+    };
+    stream_blob(dest, &producer, chunk_size, progress).await
+}
+
+/// Streams `producer` into `dest`, restarting the blob on a transient failure.
+pub async fn stream_blob<P: Producer>(
+    dest: &Destination,
+    producer: &P,
+    chunk_size: u64,
+    progress: &Progress,
+) -> Result<Sent, TransferError> {
+    let size = producer.size();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (writer, chunks) = ChunkWriter::new(size, chunk_size);
+        let (produced, received) =
+            tokio::join!(producer.produce(writer, progress), dest.receive(chunks));
+        let failure = match (produced, received) {
+            (Ok(digest), Ok(pending)) => {
+                dest.commit(pending, &digest).await?;
+                return Ok(Sent {
+                    digest,
+                    size,
+                    sent: true,
+                });
+            }
+            // The producer failed on its own (unreadable file, corrupt source): final.
+            (Err(TransferError::Source(e)), _) if !matches!(e, SourceError::Abandoned) => {
+                return Err(e.into())
+            }
+            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(_)) => e,
+            (Err(e), Ok(_)) => return Err(e),
+        };
+        if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
+            return Err(failure.into());
+        }
+        let pause = Duration::from_secs(1 << attempt);
+        tracing::warn!("{failure}; sending this blob again from its start in {pause:?} (attempt {} of {BLOB_ATTEMPTS})", attempt + 1);
+        progress.adjust_total(size as i64);
+        tokio::time::sleep(pause).await;
+    }
+}
