@@ -10,7 +10,7 @@ use clap::Parser;
 use build_push::args::{host_platform, parse_key_value, parse_platform, parse_size};
 use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
-use modelcar_shared::registry::{Basic, ConnectOptions, CredentialSource, DEFAULT_RETRIES};
+use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
 use modelcar_shared::transfer::DestSpec;
 use modelcar_shared::Workspace;
 
@@ -161,19 +161,15 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn options(args: &Args) -> anyhow::Result<build_push::Options> {
     let dest = DestSpec::parse(&args.dest).map_err(|e| UsageError(format!("DEST: {e}")))?;
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
-    let creds = match &args.creds {
-        Some(c) => Some(
-            Basic::parse(c).ok_or_else(|| UsageError("--creds must be USER:PASSWORD".into()))?,
-        ),
-        None => None,
-    };
+    let credentials = CredentialSource::from_flags(
+        args.creds.as_deref(),
+        args.token_file.clone(),
+        args.authfile.clone(),
+    )
+    .map_err(|e| UsageError(format!("--creds: {e}")))?;
     let plain_http = args.plain_http.then_some(true);
     let connect = ConnectOptions {
-        credentials: CredentialSource {
-            creds,
-            token_file: args.token_file.clone(),
-            authfile: args.authfile.clone(),
-        },
+        credentials,
         plain_http,
         ca_file: args.ca_file.clone(),
         insecure: args.insecure,

@@ -81,6 +81,23 @@ pub struct CredentialSource {
 }
 
 impl CredentialSource {
+    /// From the command line's `--creds USER:PASSWORD`, `--token-file`, `--authfile`.
+    pub fn from_flags(
+        creds: Option<&str>,
+        token_file: Option<PathBuf>,
+        authfile: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let creds = match creds {
+            Some(c) => Some(Basic::parse(c).ok_or("credentials must be USER:PASSWORD")?),
+            None => None,
+        };
+        Ok(Self {
+            creds,
+            token_file,
+            authfile,
+        })
+    }
+
     /// Credentials for `name` (`registry/repository`) on `registry`, read now.
     pub fn lookup(&self, registry: &str, name: &str) -> Result<Option<Found>, CredentialError> {
         if let Some(basic) = &self.creds {

@@ -177,11 +177,9 @@ impl OciLayout {
     fn create(dir: &Path) -> Result<Self, DestError> {
         let layout = Self { dir: dir.into() };
         let blobs = dir.join("blobs/sha256");
-        crate::perms::create_shared_dir_all(&blobs).map_err(|source| {
-            DestError::Layout {
-                path: blobs,
-                source,
-            }
+        crate::perms::create_shared_dir_all(&blobs).map_err(|source| DestError::Layout {
+            path: blobs,
+            source,
         })?;
         let marker = dir.join("oci-layout");
         if !marker.is_file() {
@@ -232,11 +230,9 @@ impl OciLayout {
 
     fn commit(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), DestError> {
         let path = self.blob_path(digest);
-        crate::perms::set_shared_file_mode(temp.as_file()).map_err(|source| {
-            DestError::Layout {
-                path: path.clone(),
-                source,
-            }
+        crate::perms::set_shared_file_mode(temp.as_file()).map_err(|source| DestError::Layout {
+            path: path.clone(),
+            source,
         })?;
         temp.persist(&path).map_err(|e| DestError::Layout {
             path,

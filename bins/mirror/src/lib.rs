@@ -1,0 +1,67 @@
+//! mirror: copies an image (a manifest, or an index and all it lists) from one registry to one
+//! or more others, byte for byte, so every destination has the source's digest.
+
+mod copy;
+mod error;
+pub mod report;
+mod source;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use modelcar_shared::metadata::MirrorRecord;
+use modelcar_shared::oci::Platform;
+use modelcar_shared::registry::{ConnectOptions, Reference};
+use modelcar_shared::Workspace;
+
+pub use error::MirrorError;
+use report::MirrorReport;
+
+pub struct Options {
+    pub source: Reference,
+    pub destinations: Vec<Reference>,
+    pub platform: Option<Platform>,
+    pub jobs: usize,
+    pub chunk_size: u64,
+    pub src_connect: ConnectOptions,
+    pub dest_connect: ConnectOptions,
+    /// Where each destination is recorded in `mirrors`.
+    pub workspace: Option<Workspace>,
+    pub progress_every: Duration,
+}
+
+pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
+    let started = Instant::now();
+    let source = source::resolve(&opts.source, opts.platform.as_ref(), &opts.src_connect).await?;
+    let settings = copy::CopySettings {
+        jobs: opts.jobs,
+        chunk_size: opts.chunk_size,
+        connect: &opts.dest_connect,
+        progress_every: opts.progress_every,
+    };
+    let mut destinations = Vec::new();
+    for dest in &opts.destinations {
+        let report = copy::copy_to(&source, dest, &settings).await?;
+        tracing::info!(
+            "{} -> {}: {} bytes copied",
+            opts.source,
+            report.image,
+            report.bytes_copied
+        );
+        if let Some(ws) = &opts.workspace {
+            let record = MirrorRecord {
+                image: report.name.clone(),
+                digest: report.digest.clone(),
+                mirrored_at_utc: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                extra: Default::default(),
+            };
+            ws.metadata()?.update(|m| m.record_mirror(record))?;
+        }
+        destinations.push(report);
+    }
+    Ok(MirrorReport {
+        source: opts.source.to_string(),
+        digest: source.top.digest.clone(),
+        destinations,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,222 @@
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::oci::Platform;
+use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
+use modelcar_shared::Workspace;
+
+/// Copy an image from one registry to one or more others, streaming and digest-preserving.
+///
+/// Manifests and indexes are copied byte for byte, so every destination has the source's
+/// digest; an index brings every manifest it lists (or only --platform's). Blobs stream from
+/// the source to the destination with bounded memory and their digest checked on the way;
+/// blobs a destination has are skipped and, within one registry, mounted. A rerun after a
+/// failure copies only what is missing; tokens are fetched again as they expire.
+#[derive(Debug, Parser)]
+#[command(name = "mirror", version)]
+struct Args {
+    /// SRC then DEST...: HOST[:PORT]/REPO[:TAG|@DIGEST] (docker:// accepted). With
+    /// --from-metadata, all are destinations.
+    #[arg(value_name = "SRC DEST", required = true, num_args = 1..)]
+    images: Vec<String>,
+
+    /// Take SRC from the workspace metadata file: its image@image_digest.
+    #[arg(long, env = "MODELCAR_FROM_METADATA", requires = "workspace")]
+    from_metadata: bool,
+
+    /// Copy only this platform's manifest (OS/ARCH[/VARIANT]) out of an index.
+    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = parse_platform)]
+    platform: Option<Platform>,
+
+    /// Blobs copied at once (default: the number of cores).
+    #[arg(long, env = "MODELCAR_JOBS")]
+    jobs: Option<NonZeroUsize>,
+
+    /// Bytes per upload request; 0 sends each blob in one streamed request.
+    #[arg(long, env = "MODELCAR_CHUNK_SIZE", default_value_t = 64 << 20)]
+    chunk_size: u64,
+
+    /// Credentials USER:PASSWORD for the source registry.
+    #[arg(
+        long,
+        env = "MODELCAR_SRC_CREDS",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    src_creds: Option<String>,
+
+    /// Token (e.g. a service-account token) used as the source registry password, re-read
+    /// whenever a new registry token is needed.
+    #[arg(long, env = "MODELCAR_SRC_TOKEN_FILE", value_name = "PATH")]
+    src_token_file: Option<PathBuf>,
+
+    /// docker/podman auth file for the source (default: the usual places).
+    #[arg(long, env = "MODELCAR_SRC_AUTHFILE", value_name = "PATH")]
+    src_authfile: Option<PathBuf>,
+
+    /// Credentials USER:PASSWORD for the destination registries.
+    #[arg(
+        long,
+        env = "MODELCAR_DEST_CREDS",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    dest_creds: Option<String>,
+
+    /// Token used as the destination registries' password, re-read whenever a new registry
+    /// token is needed, so a copy outlives a rotated service-account token.
+    #[arg(long, env = "MODELCAR_DEST_TOKEN_FILE", value_name = "PATH")]
+    dest_token_file: Option<PathBuf>,
+
+    /// docker/podman auth file for the destinations (default: the usual places).
+    #[arg(long, env = "MODELCAR_DEST_AUTHFILE", value_name = "PATH")]
+    dest_authfile: Option<PathBuf>,
+
+    /// PEM file of CA certificates to trust besides the system's.
+    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+
+    /// Plain HTTP to the registries (the default for localhost and 127.0.0.1, as in docker).
+    #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
+    plain_http: bool,
+
+    /// Do not verify registry TLS certificates.
+    #[arg(long, env = "MODELCAR_INSECURE")]
+    insecure: bool,
+
+    /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
+    #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
+    retries: u32,
+
+    /// Workspace (PVC): its metadata file gets each destination in `mirrors`.
+    #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
+    workspace: Option<PathBuf>,
+
+    /// Seconds between progress lines on stderr.
+    #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
+    progress_interval: u64,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s).ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.common.init();
+    exit_code(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let options = options(&args)?;
+        let report = tokio::select! {
+            report = mirror::run(options) => report?,
+            signal = terminated() => bail!("stopped by {signal}; run again with the same arguments: blobs already copied are skipped"),
+        };
+        args.common.emit(&report)?;
+        Ok(())
+    })
+}
+
+fn options(args: &Args) -> anyhow::Result<mirror::Options> {
+    let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
+    let parse = |s: &str| Reference::parse(s).map_err(|e| UsageError(e.to_string()));
+    let (source, dests) = match (&workspace, args.from_metadata) {
+        (Some(ws), true) => {
+            let meta = ws.metadata()?.read()?;
+            let (Some(image), Some(digest)) = (meta.image, meta.image_digest) else {
+                bail!(UsageError(format!(
+                    "--from-metadata: {} has no image and image_digest",
+                    ws.metadata_path().display()
+                )));
+            };
+            (parse(&format!("{image}@{digest}"))?, &args.images[..])
+        }
+        _ => (parse(&args.images[0])?, &args.images[1..]),
+    };
+    if dests.is_empty() {
+        bail!(UsageError("give at least one DEST".into()));
+    }
+    let destinations = dests
+        .iter()
+        .map(|d| parse(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let side =
+        |creds: &Option<String>, token: &Option<PathBuf>, auth: &Option<PathBuf>, flag: &str| {
+            let credentials =
+                CredentialSource::from_flags(creds.as_deref(), token.clone(), auth.clone())
+                    .map_err(|e| UsageError(format!("{flag}: {e}")))?;
+            Ok::<_, UsageError>(ConnectOptions {
+                credentials,
+                plain_http: args.plain_http.then_some(true),
+                ca_file: args.ca_file.clone(),
+                insecure: args.insecure,
+                retries: args.retries,
+            })
+        };
+    Ok(mirror::Options {
+        source,
+        destinations,
+        platform: args.platform.clone(),
+        jobs: args.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(2, NonZeroUsize::get),
+            NonZeroUsize::get,
+        ),
+        chunk_size: if args.chunk_size == 0 {
+            u64::MAX
+        } else {
+            args.chunk_size
+        },
+        src_connect: side(
+            &args.src_creds,
+            &args.src_token_file,
+            &args.src_authfile,
+            "--src-creds",
+        )?,
+        dest_connect: side(
+            &args.dest_creds,
+            &args.dest_token_file,
+            &args.dest_authfile,
+            "--dest-creds",
+        )?,
+        workspace,
+        progress_every: Duration::from_secs(args.progress_interval.max(1)),
+    })
+}
+
+/// Resolves when SIGTERM (Kubernetes eviction) or SIGINT arrives.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}

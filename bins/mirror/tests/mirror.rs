@@ -1,0 +1,342 @@
+//! mirror end to end between real CNCF distribution registries; skopeo checks both sides.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use bytes::Bytes;
+use modelcar_shared::oci::{Platform, OCI_INDEX};
+use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
+use modelcar_shared::transfer::DestSpec;
+use modelcar_testkit::model::write_model;
+use modelcar_testkit::oci_tools::{skopeo_inspect, skopeo_raw_manifest};
+use modelcar_testkit::Registry;
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+/// Pushes a ModelCar of `model` with build-push (as a library) and returns its digest.
+async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
+    let options = build_push::Options {
+        model_dir: model.to_path_buf(),
+        dest: DestSpec::parse(dest).unwrap(),
+        base: "scratch".into(),
+        platform: Platform::parse(platform).unwrap(),
+        prefix: "/models".into(),
+        layer_threshold: MIB,
+        chunk_size: 64 * MIB,
+        jobs: 2,
+        user: "1001".into(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        source_date_epoch: 0,
+        connect: ConnectOptions::default(),
+        base_connect: ConnectOptions::default(),
+        workspace: None,
+        cache_path: None,
+        progress_every: Duration::from_secs(60),
+    };
+    build_push::run(options).await.expect("build-push").digest
+}
+
+/// An index over two platform images, PUT by hand: `image:v1` on each platform.
+async fn build_index(model: &Path, registry: &Registry, repo: &str) -> String {
+    let mut entries = Vec::new();
+    for (platform, arch) in [("linux/amd64", "amd64"), ("linux/arm64", "arm64")] {
+        let digest = build_image(
+            model,
+            &format!("{}/{repo}:{arch}", registry.host()),
+            platform,
+        )
+        .await;
+        let raw = raw_manifest(registry, repo, &digest).await;
+        entries.push(format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"platform":{{"architecture":"{arch}","os":"linux"}}}}"#,
+            raw.len()
+        ));
+    }
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+        entries.join(",")
+    );
+    let client = client(registry, repo);
+    client
+        .put_manifest("v1", OCI_INDEX, Bytes::from(index))
+        .await
+        .unwrap()
+}
+
+fn client(registry: &Registry, repo: &str) -> RegistryClient {
+    let reference = Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
+    RegistryClient::for_push(&reference, &[], &ConnectOptions::default()).unwrap()
+}
+
+async fn raw_manifest(registry: &Registry, repo: &str, digest: &str) -> Bytes {
+    client(registry, repo)
+        .get_manifest(digest, &modelcar_shared::oci::MANIFEST_TYPES)
+        .await
+        .unwrap()
+        .bytes
+}
+
+fn mirror(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .args(args)
+        .env_remove("MODELCAR_WORKSPACE")
+        .output()
+        .expect("run mirror")
+}
+
+fn mirror_json(args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(args);
+    let out = mirror(&all);
+    assert!(
+        out.status.success(),
+        "mirror {args:?}:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+/// Both sides, read by skopeo: the same raw manifest bytes and the same digest.
+fn assert_same_on_both_sides(src: &str, dest: &str) {
+    let (a, b) = (format!("docker://{src}"), format!("docker://{dest}"));
+    assert_eq!(skopeo_raw_manifest(&a), skopeo_raw_manifest(&b));
+    let raw = |image: &str| {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", image])
+            .output()
+            .unwrap();
+        out.stdout
+    };
+    assert_eq!(raw(&a), raw(&b), "manifest bytes differ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn modelcar_and_index_arrive_with_identical_digests_and_a_rerun_copies_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 2, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let modelcar = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let index = build_index(&model, &a, "org/multi").await;
+
+    let (src, dest) = (
+        format!("{}/org/model:v1", a.host()),
+        format!("{}/org/model:v1", b.host()),
+    );
+    let (isrc, idest) = (
+        format!("{}/org/multi:v1", a.host()),
+        format!("{}/mirrored/multi:v1", b.host()),
+    );
+    let first = mirror_json(&[&src, &dest]);
+    assert_eq!(first["digest"], modelcar);
+    assert_eq!(first["destinations"][0]["digest"], modelcar);
+    assert!(first["destinations"][0]["bytes_copied"].as_u64().unwrap() > 4 * MIB);
+    assert_same_on_both_sides(&src, &dest);
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{dest}"))["Digest"],
+        modelcar
+    );
+
+    let copied = mirror_json(&[&isrc, &idest]);
+    assert_eq!(copied["digest"], index);
+    assert_eq!(
+        copied["destinations"][0]["manifests"], 3,
+        "the index and both manifests"
+    );
+    assert_same_on_both_sides(&isrc, &idest);
+    for arch in ["amd64", "arm64"] {
+        let out = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--override-arch",
+                arch,
+                &format!("docker://{idest}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["Architecture"], arch);
+    }
+
+    // Again: nothing to copy, and it says so.
+    let out = mirror(&[&src, &dest]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("copied 0 bytes"), "{text}");
+    let again = mirror_json(&[&isrc, &idest]);
+    assert_eq!(again["destinations"][0]["bytes_copied"], 0);
+
+    // One platform out of the index: that manifest alone, byte for byte.
+    let one = mirror_json(&[
+        "--platform",
+        "linux/arm64",
+        &isrc,
+        &format!("{}/one/arm:v1", b.host()),
+    ]);
+    let arm = skopeo_raw_manifest(&format!("docker://{}/org/multi:arm64", a.host()));
+    assert_eq!(
+        skopeo_raw_manifest(&format!("docker://{}/one/arm:v1", b.host())),
+        arm
+    );
+    assert_eq!(one["destinations"][0]["manifests"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn within_one_registry_blobs_are_mounted_not_copied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 2 * MIB);
+    let a = Registry::start();
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let report = mirror_json(&[
+        &format!("{}/org/model:v1", a.host()),
+        &format!("{}/team/copy:v2", a.host()),
+    ]);
+    assert_eq!(report["destinations"][0]["bytes_copied"], 0, "{report}");
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{}/team/copy:v2", a.host()))["Digest"],
+        digest
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_source_blob_fails_clearly_and_leaves_no_tag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 1, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let manifest = skopeo_raw_manifest(&format!("docker://{}/org/model:v1", a.host()));
+    let layer = manifest["layers"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hex = layer.trim_start_matches("sha256:");
+    let data = a.storage_dir().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[1000] ^= 0xff; // same size, one byte flipped
+    std::fs::write(&data, bytes).unwrap();
+
+    let dest = format!("{}/org/model:v1", b.host());
+    let out = mirror(&[&format!("{}/org/model:v1", a.host()), &dest]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&layer) && err.contains("arrived with digest"),
+        "{err}"
+    );
+    assert!(err.contains("the destination tag was not written"), "{err}");
+    let tag = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
+        .output()
+        .unwrap();
+    assert!(
+        !tag.status.success(),
+        "the destination has a tag after a failed copy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_outlasts_several_short_lived_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 6, 32 * MIB);
+    let a = Registry::start();
+    let ttl = 2;
+    let b = Registry::start_with_token("robot", "t0ken", ttl);
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let started = std::time::Instant::now();
+    let report = mirror_json(&[
+        &format!("{}/org/model:v1", a.host()),
+        &format!("{}/org/model:v1", b.host()),
+        "--dest-creds",
+        "robot:t0ken",
+        "--chunk-size",
+        "4194304",
+    ]);
+    let elapsed = started.elapsed().as_secs_f64();
+    let tokens = b.token_server().unwrap().tokens_issued();
+    eprintln!("mirror bearer: copy took {elapsed:.1}s with {ttl}s tokens; {tokens} tokens issued");
+    assert!(
+        elapsed > 2.0 * ttl as f64,
+        "the copy ({elapsed:.1}s) must outlast two tokens for this test to mean anything"
+    );
+    assert!(tokens >= 2, "{tokens} tokens for a {elapsed:.1}s copy");
+    assert_eq!(report["destinations"][0]["digest"], digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn from_metadata_and_workspace_record_every_destination() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, ws, results) = (
+        tmp.path().join("model"),
+        tmp.path().join("ws"),
+        tmp.path().join("results"),
+    );
+    std::fs::create_dir_all(ws.join(".modelcar")).unwrap();
+    write_model(&model, 1, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    std::fs::write(
+        ws.join(".modelcar/metadata.json"),
+        format!(
+            r#"{{"schema":1,"image":"{}/org/model","image_digest":"{digest}","image_tag":"v1"}}"#,
+            a.host()
+        ),
+    )
+    .unwrap();
+    let dests = [
+        format!("{}/x/one:v1", b.host()),
+        format!("{}/x/two:v1", b.host()),
+    ];
+    let ws_arg = ws.to_str().unwrap();
+    mirror_json(&[
+        "--from-metadata",
+        "--workspace",
+        ws_arg,
+        "--results-dir",
+        results.to_str().unwrap(),
+        &dests[0],
+        &dests[1],
+    ]);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(ws.join(".modelcar/metadata.json")).unwrap())
+            .unwrap();
+    let mirrors = meta["mirrors"].as_array().unwrap();
+    assert_eq!(mirrors.len(), 2);
+    assert_eq!(mirrors[0]["image"], format!("{}/x/one", b.host()));
+    assert!(mirrors.iter().all(|m| m["digest"] == digest.as_str()));
+    assert_eq!(
+        std::fs::read_to_string(results.join("IMAGE_URL")).unwrap(),
+        dests[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(results.join("IMAGE_DIGEST")).unwrap(),
+        digest
+    );
+
+    // Bad input: no destination, a malformed reference.
+    for (args, needle) in [
+        (vec!["127.0.0.1:1/a/b:c"], "at least one DEST"),
+        (vec!["127.0.0.1:1/A:b", "x/y"], "lowercase"),
+    ] {
+        let out = mirror(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{args:?}"
+        );
+    }
+}
