@@ -53,7 +53,7 @@ pub async fn copy_to(
                     .map_err(|e| MirrorError::Blob {
                         image: image.clone(),
                         digest: blob.digest.clone(),
-                        source: e,
+                        source: Box::new(e),
                     })
             }
         })

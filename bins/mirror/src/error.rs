@@ -25,7 +25,7 @@ pub enum MirrorError {
     Blob {
         image: String,
         digest: String,
-        source: TransferError,
+        source: Box<TransferError>,
     },
     #[error(
         "{image} stored the manifest as {actual}, not {expected}: the copy is not byte for byte"
