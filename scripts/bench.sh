@@ -7,6 +7,8 @@
 #                    buildah bud + push (vfs) vs olot + skopeo copy, RUNS (default 3) times each,
 #                    interleaved, compared by median; then build-push alone on shards 4x bigger,
 #                    for its peak RSS
+#   scripts/bench.sh mirror [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: mirror vs skopeo
+#                    copy (as users run it, and with --preserve-digests), registry to registry
 #   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +23,9 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
-cargo build --release --locked -p fix-perms -p build-push >&2
+cargo build --release --locked -p fix-perms -p build-push -p mirror >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
-trap 'rm -rf "$work" /dev/shm/modelcar-bench-*; [ -z "${registry_pid:-}" ] || kill "$registry_pid" 2>/dev/null || true' EXIT
+trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work" /dev/shm/modelcar-bench-*' EXIT
 
 # Sectors written to the disk that holds the work dir, from /proc/diskstats (after a sync).
 disk=$(basename "$(df --output=source "$work" | tail -1)")
@@ -99,8 +101,9 @@ median() {
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# A registry for one tool, its storage on tmpfs so that only the tool's own writes hit the disk.
-registry_pid=""
+# A registry for one tool, its storage on tmpfs so that only the tool's own writes hit the
+# disk. Sets $registry (host:port) and $registry_pid; stop_registry stops the newest one.
+registry_pids=()
 start_registry() {
   local name=$1 port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -119,15 +122,18 @@ http:
 YAML
   docker-registry serve "$work/registry-$name.yml" >"$work/registry-$name.log" 2>&1 &
   registry_pid=$!
+  registry_pids+=("$registry_pid")
   registry="127.0.0.1:$port"
   for _ in $(seq 100); do curl -sf "http://$registry/v2/" >/dev/null && return; sleep 0.1; done
   echo "registry $name did not start" >&2
   exit 1
 }
+# stop_registry [PID NAME]: the newest registry by default.
 stop_registry() {
-  kill "$registry_pid" 2>/dev/null || true
-  wait "$registry_pid" 2>/dev/null || true
-  rm -rf /dev/shm/modelcar-bench-*
+  local pid=${1:-$registry_pid} name=${2:-}
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ -n "$name" ]; then rm -rf "/dev/shm/modelcar-bench-$name"; else rm -rf /dev/shm/modelcar-bench-*; fi
 }
 
 # The busybox base every tool builds on, in the registry at $registry.
@@ -200,8 +206,45 @@ bench_build_push() {
   stop_registry
 }
 
+bench_mirror() {
+  local mb=${1:-768} shards=${2:-4} model=$work/model runs=${RUNS:-3} i
+  echo "== mirror: a build-push ModelCar of $shards x $mb MiB shards, registry to registry (both on tmpfs),"
+  echo "   page cache dropped before each run, $runs interleaved runs per tool"
+  make_model "$model" "$mb" "$shards"
+  start_registry mirrorsrc
+  local src=$registry src_pid=$registry_pid
+  target/release/build-push "$model" "$src/bench/model:1" --base scratch --no-cache >/dev/null 2>&1
+  rm -rf "$model"
+  local ours=() skopeo_default=() skopeo_preserve=() ours_rss=0
+  for i in $(seq "$runs"); do
+    start_registry "mirror$i"
+    run "mirror (run $i)" target/release/mirror "$src/bench/model:1" "$registry/bench/model:1"
+    ours+=("$wall")
+    ours_rss=$(echo "if ($rss_mb > $ours_rss) $rss_mb else $ours_rss" | bc)
+    stop_registry "$registry_pid" "mirror$i"
+
+    start_registry "skopeo$i"
+    run "skopeo copy (run $i)" skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+      "docker://$src/bench/model:1" "docker://$registry/bench/model:1"
+    skopeo_default+=("$wall")
+    stop_registry "$registry_pid" "skopeo$i"
+
+    start_registry "preserve$i"
+    run "skopeo copy --preserve-digests (run $i)" skopeo copy -q --preserve-digests --src-tls-verify=false \
+      --dest-tls-verify=false "docker://$src/bench/model:1" "docker://$registry/bench/model:1"
+    skopeo_preserve+=("$wall")
+    stop_registry "$registry_pid" "preserve$i"
+  done
+  stop_registry "$src_pid" mirrorsrc
+  local m_ours m_default m_preserve
+  m_ours=$(median "${ours[@]}") m_default=$(median "${skopeo_default[@]}") m_preserve=$(median "${skopeo_preserve[@]}")
+  echo "medians of $runs runs: mirror $m_ours s, skopeo copy $m_default s, skopeo copy --preserve-digests $m_preserve s"
+  echo "ratio: mirror is $(echo "scale=2; $m_default / $m_ours" | bc)x faster than skopeo copy (which also changes the digests by gzipping), $(echo "scale=2; $m_preserve / $m_ours" | bc)x faster than skopeo copy --preserve-digests; mirror peak RSS at most $ours_rss MB"
+}
+
 case "$what" in
   build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
+  mirror) bench_mirror "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, fix-perms)" >&2; exit 2 ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, fix-perms)" >&2; exit 2 ;;
 esac
