@@ -25,7 +25,7 @@ fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
 cargo build --release --locked -p fix-perms -p build-push -p mirror >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
-trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$work" /dev/shm/modelcar-bench-*' EXIT
+trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" /dev/shm/modelcar-bench-*; true' EXIT
 
 # Sectors written to the disk that holds the work dir, from /proc/diskstats (after a sync).
 disk=$(basename "$(df --output=source "$work" | tail -1)")
