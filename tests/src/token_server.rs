@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,6 +62,8 @@ struct Shared {
     /// Base64 (standard, padded) DER of the signing certificate, for the JWT `x5c` header.
     cert_der_b64: String,
     issued: AtomicUsize,
+    /// When set, the `expires_in` announced instead of the real ttl.
+    advertised_secs: AtomicU64,
 }
 
 impl TokenServer {
@@ -83,6 +85,7 @@ impl TokenServer {
             key,
             cert,
             issued: AtomicUsize::new(0),
+            advertised_secs: AtomicU64::new(0),
         });
         let listener =
             TcpListener::bind("127.0.0.1:0").expect("cannot bind the token server's port");
@@ -128,6 +131,13 @@ impl TokenServer {
     /// The self-signed certificate whose key signs the tokens (`auth.token.rootcertbundle`).
     pub fn cert_path(&self) -> &Path {
         &self.shared.cert
+    }
+
+    /// From now on, announce `secs` as every token's `expires_in` while the registry still
+    /// refuses it after the real ttl: a registry that revokes tokens early. Clients then learn
+    /// of the expiry only from a 401, in the middle of whatever they were sending.
+    pub fn advertise_expires_in(&self, secs: u64) {
+        self.shared.advertised_secs.store(secs, Ordering::SeqCst);
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -394,7 +404,10 @@ fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
     Reply::json(&json!({
         "token": token,
         "access_token": token,
-        "expires_in": shared.ttl_secs,
+        "expires_in": match shared.advertised_secs.load(Ordering::SeqCst) {
+            0 => shared.ttl_secs,
+            advertised => advertised,
+        },
         "issued_at": rfc3339_utc(now),
     }))
 }

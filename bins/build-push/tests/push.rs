@@ -627,3 +627,56 @@ fn a_file_over_8_gib_unpacks_to_the_right_size_and_bytes() {
     assert!(layer["size"].as_u64().unwrap() > size);
     assert_image_holds(&format!("docker://{image}"), &model, tmp.path());
 }
+
+/// Tokens that the registry refuses long before their announced expiry: the client learns of
+/// each expiry from a 401 in the middle of the push, fetches a new token and goes on.
+#[test]
+fn a_token_revoked_mid_push_is_replaced_and_the_push_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    // Each blob goes up well within one token's life; the whole push takes several.
+    write_model(&model, 24, 8 * MIB);
+    let ttl = 2;
+    let registry = Registry::start_with_token("robot", "t0ken", ttl);
+    registry.token_server().unwrap().advertise_expires_in(3600);
+    let image = format!("{}/org/revoked:v1", registry.host());
+    let started = std::time::Instant::now();
+    let out = build_push(
+        tmp.path(),
+        &[
+            "--output",
+            "json",
+            "--layer-threshold",
+            "1MiB",
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--creds",
+            "robot:t0ken",
+            "--chunk-size",
+            "1MiB",
+            "--jobs",
+            "1",
+        ],
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let tokens = registry.token_server().unwrap().tokens_issued();
+    let restarts = err.matches("rejected the token during").count();
+    eprintln!("revoked: push took {elapsed:.1}s with tokens dying after {ttl}s but announced for an hour; {tokens} tokens, {restarts} blobs restarted after a mid-upload 401");
+    assert!(
+        elapsed > 2.0 * ttl as f64,
+        "the push ({elapsed:.1}s) must outlast two tokens for this test to mean anything"
+    );
+    assert!(
+        tokens >= 2,
+        "only a 401 could have told the client to fetch token {tokens}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        skopeo_inspect_with_creds(&image, "robot:t0ken")["Digest"],
+        report["digest"]
+    );
+}

@@ -11,7 +11,7 @@ use super::destination::{DestError, Destination};
 use super::download::{produce_download, SourceError};
 use crate::oci::Descriptor;
 use crate::progress::Progress;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, RegistryError};
 
 const BLOB_ATTEMPTS: u32 = 4;
 
@@ -141,7 +141,11 @@ pub async fn stream_blob<P: Producer>(
         if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
             return Err(failure.into());
         }
-        let pause = Duration::from_secs(1 << attempt);
+        // A rejected token is replaced at once; only a struggling registry is given time.
+        let pause = match &failure {
+            DestError::Registry(RegistryError::TokenRejectedMidUpload { .. }) => Duration::ZERO,
+            _ => Duration::from_secs(1 << attempt),
+        };
         tracing::warn!("{failure}; sending this blob again from its start in {pause:?} (attempt {} of {BLOB_ATTEMPTS})", attempt + 1);
         progress.adjust_total(size as i64);
         tokio::time::sleep(pause).await;
