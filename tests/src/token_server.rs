@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,7 +54,8 @@ pub struct TokenServer {
 /// What the connection threads need: the policy and the signing key.
 struct Shared {
     user: String,
-    password: String,
+    /// Passwords accepted now: more than one while a rotated token overlaps the old one.
+    passwords: Mutex<Vec<String>>,
     ttl_secs: u64,
     openssl: PathBuf,
     key: PathBuf,
@@ -78,7 +79,7 @@ impl TokenServer {
         let (key, cert) = make_signing_cert(&openssl, dir.path());
         let shared = Arc::new(Shared {
             user: user.into(),
-            password: password.into(),
+            passwords: Mutex::new(vec![password.into()]),
             ttl_secs,
             openssl,
             cert_der_b64: cert_der_base64(&cert),
@@ -131,6 +132,13 @@ impl TokenServer {
     /// The self-signed certificate whose key signs the tokens (`auth.token.rootcertbundle`).
     pub fn cert_path(&self) -> &Path {
         &self.shared.cert
+    }
+
+    /// From now on, accept exactly these passwords: a token rotation is `[old, new]` for the
+    /// overlap, then `[new]`, as Kubernetes rotates a projected service-account token.
+    pub fn accept_passwords(&self, passwords: &[&str]) {
+        let mut accepted = self.shared.passwords.lock().expect("password list lock");
+        *accepted = passwords.iter().map(|p| p.to_string()).collect();
     }
 
     /// From now on, announce `secs` as every token's `expires_in` while the registry still
@@ -414,7 +422,9 @@ fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
 
 impl Shared {
     fn accepts(&self, credentials: Option<&(String, String)>) -> bool {
-        credentials.is_some_and(|(user, password)| *user == self.user && *password == self.password)
+        let accepted = self.passwords.lock().expect("password list lock");
+        credentials
+            .is_some_and(|(user, password)| *user == self.user && accepted.contains(password))
     }
 
     /// A signed JWT for `access`, as registry 2.8 verifies it: `x5c` chains to the

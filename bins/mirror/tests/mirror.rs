@@ -340,3 +340,66 @@ async fn from_metadata_and_workspace_record_every_destination() {
         );
     }
 }
+
+/// The destination's password is a token file that is rotated part way through the copy: the
+/// old token stops working, and the copy goes on with the new one, read from the file again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_file_rotated_mid_copy_is_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 6, 32 * MIB);
+    let a = Registry::start();
+    let ttl = 2;
+    let b = Registry::start_with_token(
+        modelcar_shared::registry::credentials::TOKEN_FILE_USER,
+        "token-1",
+        ttl,
+    );
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, "token-1\n").unwrap();
+
+    let started = std::time::Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .args([
+            &format!("{}/org/model:v1", a.host()),
+            &format!("{}/org/model:v1", b.host()),
+        ])
+        .args([
+            "--output",
+            "json",
+            "--chunk-size",
+            "4194304",
+            "--dest-token-file",
+            token_file.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = b.token_server().unwrap();
+    // Rotation: both tokens valid for a moment, then only the new one.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    server.accept_passwords(&["token-1", "token-2"]);
+    std::fs::write(&token_file, "token-2\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.accept_passwords(&["token-2"]);
+    let switched = started.elapsed().as_secs_f64();
+
+    let out = child.wait_with_output().unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    let tokens = server.tokens_issued();
+    eprintln!("rotation: copy took {elapsed:.1}s, old token refused from {switched:.1}s on; {tokens} tokens issued");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        elapsed > switched + ttl as f64,
+        "the copy ({elapsed:.1}s) must need a token after the old one was refused ({switched:.1}s) for this test to mean anything"
+    );
+    assert!(tokens >= 2, "{tokens} tokens");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["destinations"][0]["digest"], digest);
+}
