@@ -1,8 +1,24 @@
-//! Progress of long transfers: a counter every worker adds to, and a reporter that logs
-//! bytes, rate and ETA at an interval (on stderr, so it suits terminals and pipelines alike).
+//! Progress of long transfers: a counter every worker adds to, and a reporter on stderr: a
+//! progress bar when stderr is a terminal, a log line with bytes, rate and ETA at an interval
+//! otherwise (Tekton steps, CI logs, `--log-format json` pipelines).
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// The bar on screen, if any: log lines are written around it, not across it.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Runs `write` (a log line going to stderr) with the progress bar, if one is drawn, lifted.
+pub fn with_bar_suspended<R>(write: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().ok().and_then(|active| active.clone());
+    match bar {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
@@ -41,18 +57,45 @@ impl Progress {
         self.done.load(Relaxed)
     }
 
-    /// Logs a progress line every `every` until the returned handle is dropped or aborted.
+    /// Reports progress until the returned guard is dropped: a bar redrawn several times a
+    /// second on a terminal, else a log line every `every`.
     pub fn spawn_reporter(self: &Arc<Self>, every: Duration) -> ReporterGuard {
         let progress = Arc::clone(self);
+        if !std::io::stderr().is_terminal() {
+            let handle = tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(every);
+                ticker.tick().await;
+                loop {
+                    ticker.tick().await;
+                    tracing::info!("{}", progress.line());
+                }
+            });
+            return ReporterGuard { handle, bar: None };
+        }
+        let bar = ProgressBar::new(self.total.load(Relaxed));
+        let style = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(self.label.clone());
+        if let Ok(mut active) = ACTIVE_BAR.lock() {
+            *active = Some(bar.clone());
+        }
+        let drawn = bar.clone();
         let handle = tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(every);
-            ticker.tick().await;
+            let mut ticker = tokio::time::interval(Duration::from_millis(200));
             loop {
                 ticker.tick().await;
-                tracing::info!("{}", progress.line());
+                drawn.set_length(progress.total.load(Relaxed));
+                drawn.set_position(progress.done());
             }
         });
-        ReporterGuard(handle)
+        ReporterGuard {
+            handle,
+            bar: Some(bar),
+        }
     }
 
     /// `uploading: 1.2 GiB of 3.0 GiB (40%), 410 MB/s, ETA 4s`
@@ -80,12 +123,21 @@ impl Progress {
     }
 }
 
-/// Stops the reporter when dropped.
-pub struct ReporterGuard(tokio::task::JoinHandle<()>);
+/// Stops the reporter, and clears its bar, when dropped.
+pub struct ReporterGuard {
+    handle: tokio::task::JoinHandle<()>,
+    bar: Option<ProgressBar>,
+}
 
 impl Drop for ReporterGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        self.handle.abort();
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            if let Ok(mut active) = ACTIVE_BAR.lock() {
+                *active = None;
+            }
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Logging set-up: `tracing` events on stderr, human text or JSON lines.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use tracing::level_filters::LevelFilter;
 
@@ -34,7 +34,7 @@ impl From<LogLevel> for LevelFilter {
 /// Installs the global subscriber. A second call (tests) keeps the first one.
 pub(super) fn init(format: LogFormat, level: LogLevel) {
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| BarAwareStderr)
         .with_max_level(LevelFilter::from(level))
         .with_target(false);
     let _ = match format {
@@ -43,4 +43,17 @@ pub(super) fn init(format: LogFormat, level: LogLevel) {
             .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// stderr, written around the progress bar when one is drawn (each event is one write).
+struct BarAwareStderr;
+
+impl Write for BarAwareStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        crate::progress::with_bar_suspended(|| std::io::stderr().write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
