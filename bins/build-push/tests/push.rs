@@ -680,3 +680,64 @@ fn a_token_revoked_mid_push_is_replaced_and_the_push_goes_on() {
         report["digest"]
     );
 }
+
+/// Evicted (SIGTERM) part way: it stops at once with exit 1 and a message saying how to go on,
+/// leaves no partial blob in an OCI layout, and the rerun finishes without resending.
+#[test]
+fn sigterm_stops_cleanly_and_the_rerun_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, layout) = (tmp.path().join("model"), tmp.path().join("layout"));
+    write_model(&model, 6, 12 * MIB);
+    let dest = format!("oci:{}:v1", layout.display());
+    let args = [
+        model.to_str().unwrap(),
+        &dest,
+        "--base",
+        "scratch",
+        "--jobs",
+        "1",
+    ];
+    let mut child = command(tmp.path(), &args)
+        .args(["--layer-threshold", "1MiB"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("sent /models/model-00001"))
+        .expect("a first shard");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("stopped by SIGTERM") && l.contains("run again")),
+        "{rest:?}"
+    );
+    let partial: Vec<_> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".partial"))
+        .collect();
+    assert!(
+        partial.is_empty(),
+        "a partial blob was left behind: {partial:?}"
+    );
+
+    let report = push_json(tmp.path(), &args);
+    let skipped = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["sent"] == false)
+        .count();
+    assert!(
+        skipped >= 2,
+        "the small-files layer and shard 1 were done before SIGTERM: {report}"
+    );
+}

@@ -48,13 +48,21 @@ pub async fn copy_to(
         .map(|blob| {
             let (target, progress, image) = (&target, &progress, &image);
             async move {
-                copy_blob(target, &source.client, blob, settings.chunk_size, progress)
-                    .await
-                    .map_err(|e| MirrorError::Blob {
-                        image: image.clone(),
-                        digest: blob.digest.clone(),
-                        source: Box::new(e),
-                    })
+                let sent =
+                    copy_blob(target, &source.client, blob, settings.chunk_size, progress).await;
+                if let Ok(s) = &sent {
+                    let verb = if s.sent {
+                        "copied"
+                    } else {
+                        "already there or mounted:"
+                    };
+                    tracing::info!("{verb} blob {} ({} bytes)", s.digest, s.size);
+                }
+                sent.map_err(|e| MirrorError::Blob {
+                    image: image.clone(),
+                    digest: blob.digest.clone(),
+                    source: Box::new(e),
+                })
             }
         })
         .buffer_unordered(settings.jobs.max(1))

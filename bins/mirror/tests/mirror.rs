@@ -403,3 +403,68 @@ async fn a_token_file_rotated_mid_copy_is_read_again() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["destinations"][0]["digest"], digest);
 }
+
+/// Killed half way (SIGKILL), then run again: the rerun copies only the blobs that were
+/// missing, and the destination ends with the source's digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_after_sigkill_copies_only_what_is_missing() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 6, 12 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let (src, dest) = (
+        format!("{}/org/model:v1", a.host()),
+        format!("{}/org/model:v1", b.host()),
+    );
+    let args = [
+        src.as_str(),
+        dest.as_str(),
+        "--jobs",
+        "1",
+        "--chunk-size",
+        "1048576",
+    ];
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mirror"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let copied_before_kill = lines
+        .map_while(Result::ok)
+        .filter(|l| l.contains("copied blob"))
+        .take(3)
+        .count();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(copied_before_kill, 3);
+    let tag = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
+        .output()
+        .unwrap();
+    assert!(
+        !tag.status.success(),
+        "the killed run must not have written the tag"
+    );
+
+    let report = mirror_json(&args);
+    let d = &report["destinations"][0];
+    let (blobs, copied) = (
+        d["blobs"].as_u64().unwrap(),
+        d["blobs_copied"].as_u64().unwrap(),
+    );
+    eprintln!(
+        "mirror resume: the rerun copied {copied} of {blobs} blobs, {} bytes",
+        d["bytes_copied"]
+    );
+    assert!(
+        copied <= blobs - 3,
+        "copied {copied} of {blobs} blobs after 3 had made it"
+    );
+    assert_eq!(d["digest"], digest);
+    assert_same_on_both_sides(&src, &dest);
+}
