@@ -4,10 +4,12 @@
 pub mod base_image;
 pub mod http;
 pub mod model;
+pub mod model_registry;
 pub mod oci_tools;
 pub mod registry;
 pub mod token_server;
 
+pub use model_registry::ModelRegistryServer;
 pub use registry::{Registry, RegistryAuth};
 pub use token_server::TokenServer;
 

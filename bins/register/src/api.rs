@@ -1,0 +1,233 @@
+//! A client for the Model Registry REST API (kubeflow/model-registry,
+//! `api/openapi/model-registry.yaml`): the calls register needs, with a bearer token read at
+//! call time, retries of transient failures, and errors that name the service and the token.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// The API versions the service has served, newest first.
+pub const API_VERSIONS: [&str; 2] = ["v1", "v1alpha3"];
+const RETRIES: u32 = 5;
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot reach the Model Registry at {url}: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the Model Registry at {url} rejected the token from {token_source} ({status}): check it, or give another with --token-file / --token")]
+    Rejected {
+        url: String,
+        token_source: String,
+        status: u16,
+    },
+    #[error("the Model Registry at {url} answered {status} to {action}: {body}")]
+    Status {
+        url: String,
+        action: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the Model Registry at {url} sent an answer to {action} that is not the JSON expected: {detail}")]
+    Protocol {
+        url: String,
+        action: String,
+        detail: String,
+    },
+    #[error("the Model Registry at {url} serves none of the API versions {API_VERSIONS:?} (tried /api/model_registry/<version>/registered_models)")]
+    NoApi { url: String },
+    #[error("cannot read --token-file {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
+}
+
+/// Where the bearer token comes from: read on every request, so a rotated file is used.
+#[derive(Debug, Clone, Default)]
+pub enum Token {
+    #[default]
+    None,
+    Value(String),
+    File(PathBuf),
+}
+
+impl Token {
+    fn read(&self) -> Result<Option<String>, ApiError> {
+        match self {
+            Token::None => Ok(None),
+            Token::Value(t) => Ok(Some(t.clone())),
+            Token::File(path) => std::fs::read_to_string(path)
+                .map(|t| Some(t.trim().to_string()))
+                .map_err(|source| ApiError::TokenFile {
+                    path: path.clone(),
+                    source,
+                }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Token::None => "no token (give --token-file or --token)".into(),
+            Token::Value(_) => "--token".into(),
+            Token::File(path) => format!("token file {}", path.display()),
+        }
+    }
+}
+
+pub struct Api {
+    http: reqwest::Client,
+    /// `https://host[:port]/api/model_registry/<version>`
+    base: String,
+    url: String,
+    token: Token,
+}
+
+impl Api {
+    /// A client for the service at `url`, at `version`, or at the newest version it serves.
+    pub async fn connect(
+        url: &str,
+        version: Option<&str>,
+        token: Token,
+        ca_file: Option<&PathBuf>,
+    ) -> Result<Self, ApiError> {
+        let http = http_client(ca_file)?;
+        let url = url.trim_end_matches('/').to_string();
+        let mut api = Self {
+            http,
+            base: String::new(),
+            url: url.clone(),
+            token,
+        };
+        let versions: Vec<&str> = match version {
+            Some(v) => vec![v],
+            None => API_VERSIONS.to_vec(),
+        };
+        for v in &versions {
+            api.base = format!("{url}/api/model_registry/{v}");
+            match api
+                .call(Method::GET, "/registered_models?pageSize=1", None)
+                .await
+            {
+                Ok(_) => {
+                    tracing::debug!("Model Registry API {v} at {url}");
+                    return Ok(api);
+                }
+                Err(ApiError::Status { status: 404, .. }) if version.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::NoApi { url })
+    }
+
+    /// `GET` that answers `None` on 404 (a find that found nothing).
+    pub async fn find(&self, path_and_query: &str) -> Result<Option<Value>, ApiError> {
+        match self.call(Method::GET, path_and_query, None).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// One call, retried on connection errors, 5xx and 429 with doubling pauses.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let action = format!("{method} {path}");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
+            if let Some(token) = self.token.read()? {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(body).expect("a JSON value serializes"));
+            }
+            let failure = match request.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let bytes = resp.bytes().await.unwrap_or_default();
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        return Err(ApiError::Rejected {
+                            url: self.url.clone(),
+                            token_source: self.token.describe(),
+                            status: status.as_u16(),
+                        });
+                    }
+                    if status.is_success() {
+                        return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+                            url: self.url.clone(),
+                            action: action.clone(),
+                            detail: e.to_string(),
+                        });
+                    }
+                    let error = ApiError::Status {
+                        url: self.url.clone(),
+                        action: action.clone(),
+                        status: status.as_u16(),
+                        body: String::from_utf8_lossy(&bytes[..bytes.len().min(2048)])
+                            .trim()
+                            .to_string(),
+                    };
+                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+                        return Err(error);
+                    }
+                    error
+                }
+                Err(source) => ApiError::Unreachable {
+                    url: self.url.clone(),
+                    source,
+                },
+            };
+            if attempt > RETRIES {
+                return Err(failure);
+            }
+            let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            tracing::warn!("{failure}; retry {attempt} of {RETRIES} in {pause:?}");
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+fn http_client(ca_file: Option<&PathBuf>) -> Result<reqwest::Client, ApiError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("modelcar-register/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(120));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            ApiError::Setup(format!("cannot read --ca-file {}: {e}", path.display()))
+        })?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ApiError::Setup(format!("--ca-file {}: {e}", path.display())))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| ApiError::Setup(e.to_string()))
+}
