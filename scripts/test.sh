@@ -22,6 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The official Model Registry Python client, which reads back what register writes.
+if ! target/python/bin/python -c 'import model_registry' >/dev/null 2>&1; then
+  echo "test.sh: installing model-registry (PyPI) into target/python" >&2
+  python3 -m venv target/python
+  target/python/bin/pip install -q model-registry==0.3.18
+fi
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 if [ "$(id -u)" = 0 ]; then

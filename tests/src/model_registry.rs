@@ -459,11 +459,13 @@ fn route(request: &Request, segments: &[&str], state: &mut State) -> Reply {
         ("POST", ["model_versions", id, "artifacts"]) => {
             upsert_version_artifact(request, id, state)
         }
+        ("GET", ["model_artifact"]) => find_model_artifact(request, state),
         ("GET", ["model_artifacts", id]) => get(id, &state.model_artifacts, "ModelArtifact"),
         ("PATCH", ["model_artifacts", id]) => update_model_artifact(request, id, state),
         (
             _,
-            ["registered_model" | "registered_models" | "model_version" | "model_versions"]
+            ["registered_model" | "registered_models" | "model_version" | "model_versions"
+            | "model_artifact"]
             | ["registered_models" | "model_versions" | "model_artifacts", _]
             | ["model_versions", _, "artifacts"],
         ) => Reply::error(405, format!("{method} is not served on this path")),
@@ -507,6 +509,36 @@ fn find_model_version(request: &Request, state: &State) -> Reply {
     match found {
         Some(version) => Reply::ok(200, version.clone()),
         None => Reply::error(404, "no model version found"),
+    }
+}
+
+/// `findModelArtifact`: by `externalId`, or by `name` among the artifacts of the model version
+/// `parentResourceId` (the official Python client names a model's artifact after the model).
+fn find_model_artifact(request: &Request, state: &State) -> Reply {
+    let name = request.param("name");
+    let external_id = request.param("externalId");
+    let parent = request.param("parentResourceId");
+    if name.is_none() && external_id.is_none() {
+        return Reply::error(400, "name or externalId is required");
+    }
+    if name.is_some() && parent.is_none() {
+        return Reply::error(400, "parentResourceId is required when searching by name");
+    }
+    let linked = |artifact: &Value| {
+        parent.is_none_or(|p| {
+            state
+                .version_artifacts
+                .iter()
+                .any(|(version, id)| version == p && artifact["id"] == id.as_str())
+        })
+    };
+    let found = state
+        .model_artifacts
+        .iter()
+        .find(|a| matches_name_and_external_id(a, name, external_id) && linked(a));
+    match found {
+        Some(artifact) => Reply::ok(200, artifact.clone()),
+        None => Reply::error(404, "no model artifact found"),
     }
 }
 

@@ -171,7 +171,8 @@ fn artifact_body(req: &Request, create: bool) -> Map<String, Value> {
     let mut body = Map::new();
     if create {
         body.insert("artifactType".into(), MODEL_ARTIFACT.into());
-        body.insert("name".into(), req.version_name.clone().into());
+        // Named after the model, as the official Python client names (and finds) it.
+        body.insert("name".into(), req.model_name.clone().into());
     }
     body.insert("uri".into(), req.uri.clone().into());
     insert_some(&mut body, "modelFormatName", &req.model_format_name);

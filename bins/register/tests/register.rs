@@ -230,3 +230,46 @@ fn the_workspace_gives_the_defaults_and_gets_the_ids() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--model-name"));
 }
+
+/// The official Python client (`model-registry` from PyPI) reads back what register wrote.
+/// scripts/test.sh installs it into target/python; the test says so if it is missing.
+#[test]
+fn the_official_python_client_reads_the_properties_back() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/python/bin/python");
+    assert!(
+        python.is_file(),
+        "{} missing: run scripts/test.sh, which installs model-registry from PyPI",
+        python.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ModelRegistryServer::start(TOKEN);
+    let token = token_file(tmp.path(), TOKEN);
+    let mut args = BASIC.to_vec();
+    args.extend([
+        "--property",
+        "hf_repo=mistralai/Mistral-Small-24B",
+        "--property",
+        "image_digest=sha256:abc",
+    ]);
+    ok_json(&register(&server, &token, &args));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/src/python_readback.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args([&server.url(), TOKEN, "Mistral-Small-24B", "w4a16-1124"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the Python client failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["uri"], BASIC[5]);
+    assert_eq!(seen["model_format_name"], "vLLM");
+    assert_eq!(
+        seen["custom_properties"]["hf_repo"],
+        "mistralai/Mistral-Small-24B"
+    );
+    assert_eq!(seen["custom_properties"]["image_digest"], "sha256:abc");
+}
