@@ -53,6 +53,8 @@ pub struct ModelRegistryServer {
 /// What the connection threads need.
 struct Shared {
     token: String,
+    /// The API prefixes served: both, or only v1alpha3 like a release before the move to v1.
+    prefixes: Vec<&'static str>,
     state: Mutex<State>,
     /// Requests still to be answered with 503.
     fail_next: AtomicUsize,
@@ -77,8 +79,18 @@ struct State {
 impl ModelRegistryServer {
     /// Starts a server on a free localhost port that accepts only `Bearer token`.
     pub fn start(token: &str) -> Self {
+        Self::start_serving(token, PREFIXES.to_vec())
+    }
+
+    /// A server of a release from before the API moved to v1: only `v1alpha3` is served.
+    pub fn start_v1alpha3_only(token: &str) -> Self {
+        Self::start_serving(token, vec![PREFIXES[0]])
+    }
+
+    fn start_serving(token: &str, prefixes: Vec<&'static str>) -> Self {
         let shared = Arc::new(Shared {
             token: token.into(),
+            prefixes,
             state: Mutex::new(State::default()),
             fail_next: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
@@ -433,7 +445,8 @@ fn handle(request: &Request, shared: &Shared) -> Reply {
     if request.authorization.as_deref() != Some(expected.as_str()) {
         return Reply::error(401, "missing or wrong bearer token");
     }
-    let Some(rest) = PREFIXES
+    let Some(rest) = shared
+        .prefixes
         .iter()
         .find_map(|prefix| request.path.strip_prefix(prefix))
     else {

@@ -126,6 +126,26 @@ fn both_api_versions_work() {
 }
 
 #[test]
+fn the_api_version_is_detected_on_an_older_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ModelRegistryServer::start_v1alpha3_only(TOKEN);
+    let token = token_file(tmp.path(), TOKEN);
+    let mut args = BASIC.to_vec();
+    args.push("--uri-tag"); // ignored: --uri is given
+    ok_json(&register(&server, &token, &args));
+    let requests = server.requests();
+    assert!(
+        requests[0].contains("/api/model_registry/v1/"),
+        "v1 is tried first: {requests:?}"
+    );
+    assert!(
+        requests[1..].iter().all(|r| r.contains("/v1alpha3/")),
+        "{requests:?}"
+    );
+    assert_eq!(server.created().model_artifacts, 1);
+}
+
+#[test]
 fn a_version_pointing_elsewhere_is_refused_unless_update() {
     let tmp = tempfile::tempdir().unwrap();
     let server = ModelRegistryServer::start(TOKEN);
@@ -224,6 +244,20 @@ fn the_workspace_gives_the_defaults_and_gets_the_ids() {
             "{needle} missing from the stored artifact: {state}"
         );
     }
+
+    // --uri-tag records the tag form instead of the digest.
+    let tagged = ok_json(&register(
+        &server,
+        &token,
+        &[
+            "--workspace",
+            ws.to_str().unwrap(),
+            "--version-name",
+            "tagged",
+            "--uri-tag",
+        ],
+    ));
+    assert_eq!(tagged["uri"], "oci://quay.io/org/mistral:v1");
 
     // Without a workspace and without flags: a usage error naming the flag.
     let out = register(&server, &token, &[]);
