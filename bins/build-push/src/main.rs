@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_key_value, parse_platform, parse_size};
-use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
 use modelcar_shared::transfer::DestSpec;
@@ -143,19 +143,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let options = options(&args)?;
-        let report = tokio::select! {
-            report = build_push::run(options) => report?,
-            signal = terminated() => bail!("stopped by {signal}; run again with the same arguments: layers already pushed are skipped"),
-        };
-        args.common.emit(&report)?;
-        Ok(())
-    })
+    let report = block_on_until_signal(
+        async { Ok(build_push::run(options(&args)?).await?) },
+        "run again with the same arguments: layers already pushed are skipped",
+    )?;
+    args.common.emit(&report)?;
+    Ok(())
 }
 
 fn options(args: &Args) -> anyhow::Result<build_push::Options> {
@@ -243,21 +236,6 @@ fn cache_path(
         })?;
     }
     Ok(Some(path))
-}
-
-/// Resolves when SIGTERM (Kubernetes eviction) or SIGINT arrives.
-async fn terminated() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 
-use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
 use modelcar_shared::Workspace;
@@ -117,19 +117,12 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let options = options(&args)?;
-        let report = tokio::select! {
-            report = mirror::run(options) => report?,
-            signal = terminated() => bail!("stopped by {signal}; run again with the same arguments: blobs already copied are skipped"),
-        };
-        args.common.emit(&report)?;
-        Ok(())
-    })
+    let report = block_on_until_signal(
+        async { Ok(mirror::run(options(&args)?).await?) },
+        "run again with the same arguments: blobs already copied are skipped",
+    )?;
+    args.common.emit(&report)?;
+    Ok(())
 }
 
 fn options(args: &Args) -> anyhow::Result<mirror::Options> {
@@ -196,21 +189,6 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
         workspace,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
     })
-}
-
-/// Resolves when SIGTERM (Kubernetes eviction) or SIGINT arrives.
-async fn terminated() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
 use clap::Parser;
 
-use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
 use register::{RunError, Token};
 
@@ -107,10 +106,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
     let token = match (&args.token_file, &args.token) {
         (Some(path), _) => Token::File(path.clone()),
@@ -135,11 +130,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         update: args.update,
         workspace,
     };
-    let report = match runtime.block_on(register::run(options)) {
-        Ok(report) => report,
-        Err(RunError::MissingInput(what)) => bail!(UsageError(what)),
-        Err(e) => return Err(e.into()),
+    let work = async {
+        match register::run(options).await {
+            Ok(report) => Ok(report),
+            Err(RunError::MissingInput(what)) => Err(UsageError(what).into()),
+            Err(e) => Err(e.into()),
+        }
     };
+    let report = block_on_until_signal(work, "run again: register is idempotent")?;
     args.common.emit(&report)?;
     Ok(())
 }

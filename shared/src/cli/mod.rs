@@ -7,10 +7,12 @@
 mod exit;
 mod logging;
 mod output;
+mod signal;
 
 pub use exit::{exit_code, UsageError, EXIT_FAILURE, EXIT_USAGE};
 pub use logging::{LogFormat, LogLevel};
 pub use output::{OutputError, OutputFormat, Report};
+pub use signal::block_on_until_signal;
 
 use std::path::PathBuf;
 
