@@ -3,10 +3,18 @@
 //! otherwise (Tekton steps, CI logs, `--log-format json` pipelines).
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressStyle};
+
+/// Whether a bar may be drawn on a terminal: not when the logs are JSON for a machine.
+static BAR_ALLOWED: AtomicBool = AtomicBool::new(true);
+
+/// Called by logging set-up: `false` keeps progress to log lines even on a terminal.
+pub fn allow_bar(allowed: bool) {
+    BAR_ALLOWED.store(allowed, Relaxed);
+}
 
 /// The bar on screen, if any: log lines are written around it, not across it.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
@@ -61,7 +69,7 @@ impl Progress {
     /// second on a terminal, else a log line every `every`.
     pub fn spawn_reporter(self: &Arc<Self>, every: Duration) -> ReporterGuard {
         let progress = Arc::clone(self);
-        if !std::io::stderr().is_terminal() {
+        if !(BAR_ALLOWED.load(Relaxed) && std::io::stderr().is_terminal()) {
             let handle = tokio::spawn(async move {
                 let mut ticker = tokio::time::interval(every);
                 ticker.tick().await;

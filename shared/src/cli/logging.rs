@@ -33,6 +33,7 @@ impl From<LogLevel> for LevelFilter {
 
 /// Installs the global subscriber. A second call (tests) keeps the first one.
 pub(super) fn init(format: LogFormat, level: LogLevel) {
+    crate::progress::allow_bar(format == LogFormat::Text);
     let builder = tracing_subscriber::fmt()
         .with_writer(|| BarAwareStderr)
         .with_max_level(LevelFilter::from(level))
