@@ -3,6 +3,7 @@
 
 pub mod base_image;
 pub mod http;
+pub mod http_server;
 pub mod model;
 pub mod model_registry;
 pub mod oci_tools;

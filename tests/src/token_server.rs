@@ -9,19 +9,18 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::prelude::{Engine, BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::http_server::{HttpServer, Reply, Request};
 use crate::require_tool;
 
 /// The `service` the registry announces in its challenges; tokens carry it as `aud`.
@@ -34,19 +33,14 @@ pub const ISSUER: &str = "modelcar-test-issuer";
 /// the registry really refuses a token `ttl_secs` after it was issued.
 pub const REGISTRY_LEEWAY_SECS: u64 = 60;
 
-/// Longest request head the server reads: enough for many scopes, small enough to fail fast.
-const MAX_REQUEST_HEAD: usize = 64 * 1024;
-
 /// The token server of one test: stopped (and its key material deleted) when dropped.
 ///
 /// Deliberately off-spec in two ways, to make refresh testable: `expires_in` may be under the
 /// 60 s the spec asks for, and the JWT `exp` sits [`REGISTRY_LEEWAY_SECS`] before the real
 /// expiry (clients must treat tokens as opaque and go by `expires_in`).
 pub struct TokenServer {
-    addr: SocketAddr,
+    server: HttpServer,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
-    accept_thread: Option<JoinHandle<()>>,
     /// Holds `key.pem` and `cert.pem`; deleted on drop.
     _dir: TempDir,
 }
@@ -88,37 +82,29 @@ impl TokenServer {
             issued: AtomicUsize::new(0),
             advertised_secs: AtomicU64::new(0),
         });
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("cannot bind the token server's port");
-        let addr = listener
-            .local_addr()
-            .expect("token server socket has no address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let accept_thread = {
-            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
-            thread::spawn(move || accept_loop(&listener, &shared, &stop))
+        let handler = {
+            let shared = Arc::clone(&shared);
+            Arc::new(move |request: &Request| route(request, &shared))
         };
         Self {
-            addr,
+            server: HttpServer::start("token server", handler, Reply::text),
             shared,
-            stop,
-            accept_thread: Some(accept_thread),
             _dir: dir,
         }
     }
 
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
-        self.addr.to_string()
+        self.server.addr().to_string()
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.server.addr().port()
     }
 
     /// The token endpoint, as given to the registry (`auth.token.realm`).
     pub fn realm(&self) -> String {
-        format!("http://{}/token", self.addr)
+        format!("http://{}/token", self.server.addr())
     }
 
     pub fn service(&self) -> &'static str {
@@ -155,17 +141,6 @@ impl TokenServer {
     /// How many tokens the server has handed out so far.
     pub fn tokens_issued(&self) -> usize {
         self.shared.issued.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept() so the loop sees the flag.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(thread) = self.accept_thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -206,122 +181,23 @@ fn cert_der_base64(cert: &Path) -> String {
     BASE64_STANDARD.encode(der)
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
-    for stream in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        if let Ok(stream) = stream {
-            let shared = Arc::clone(shared);
-            thread::spawn(move || {
-                // A client that hangs up early is its own problem, not the server's.
-                let _ = serve_connection(stream, &shared);
-            });
-        }
+fn route(request: &Request, shared: &Shared) -> Reply {
+    if request.path != "/token" {
+        return Reply::text(404, "token server: only /token is served");
     }
-}
-
-/// One HTTP response: status line, extra headers and a body.
-struct Reply {
-    status: &'static str,
-    headers: Vec<String>,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Reply {
-    fn text(status: &'static str, body: &str) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            content_type: "text/plain",
-            body: format!("{body}\n"),
-        }
+    if request.method != "GET" {
+        return Reply::text(405, "token server: only GET is served");
     }
-
-    fn json(body: &Value) -> Self {
-        Self {
-            status: "200 OK",
-            headers: Vec::new(),
-            content_type: "application/json",
-            body: body.to_string(),
-        }
+    if !shared.accepts(basic_credentials(request).as_ref()) {
+        return Reply::text(401, "token server: wrong or no credentials")
+            .with_header("WWW-Authenticate", "Basic realm=\"modelcar-test-token\"");
     }
-
-    fn unauthorized() -> Self {
-        let mut reply = Self::text("401 Unauthorized", "token server: wrong or no credentials");
-        reply
-            .headers
-            .push("WWW-Authenticate: Basic realm=\"modelcar-test-token\"".into());
-        reply
-    }
-
-    fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
-        let mut head = format!(
-            "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.status,
-            self.content_type,
-            self.body.len()
-        );
-        for header in &self.headers {
-            head.push_str(header);
-            head.push_str("\r\n");
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(self.body.as_bytes())?;
-        stream.flush()
-    }
-}
-
-fn serve_connection(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let reply = match read_head(&mut stream)? {
-        Some(head) => route(&head, shared),
-        None => Reply::text("400 Bad Request", "incomplete request head"),
-    };
-    reply.write_to(&mut stream)
-}
-
-/// The request head (up to the blank line), or `None` if the client stopped or sent too much.
-fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 || head.len() > MAX_REQUEST_HEAD {
-            return Ok(None);
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
-}
-
-fn route(head: &str, shared: &Shared) -> Reply {
-    let mut request_line = head.lines().next().unwrap_or_default().split_whitespace();
-    let (method, target) = (request_line.next(), request_line.next().unwrap_or_default());
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/token" {
-        return Reply::text("404 Not Found", "token server: only /token is served");
-    }
-    if method != Some("GET") {
-        return Reply::text("405 Method Not Allowed", "token server: only GET is served");
-    }
-    if !shared.accepts(basic_credentials(head).as_ref()) {
-        return Reply::unauthorized();
-    }
-    issue(&parse_query(query), shared)
+    issue(&TokenRequest::of(request), shared)
 }
 
 /// The `user:password` of an `Authorization: Basic` header, if any.
-fn basic_credentials(head: &str) -> Option<(String, String)> {
-    let value = head.lines().skip(1).find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.trim()
-            .eq_ignore_ascii_case("authorization")
-            .then(|| value.trim())
-    })?;
-    let (scheme, encoded) = value.split_once(' ')?;
+fn basic_credentials(request: &Request) -> Option<(String, String)> {
+    let (scheme, encoded) = request.header("authorization")?.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
@@ -337,47 +213,17 @@ struct TokenRequest {
     scopes: Vec<String>,
 }
 
-fn parse_query(query: &str) -> TokenRequest {
-    let mut request = TokenRequest {
-        service: None,
-        scopes: Vec::new(),
-    };
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let value = percent_decode(value);
-        match name {
-            "service" => request.service = Some(value),
-            "scope" => request
-                .scopes
-                .extend(value.split_whitespace().map(str::to_owned)),
-            _ => {}
+impl TokenRequest {
+    fn of(request: &Request) -> Self {
+        Self {
+            service: request.param("service").map(str::to_owned),
+            scopes: request
+                .params("scope")
+                .flat_map(str::split_whitespace)
+                .map(str::to_owned)
+                .collect(),
         }
     }
-    request
-}
-
-/// URL query decoding: `%XX` escapes and `+` for a space; invalid escapes are kept as-is.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| s.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (b'+', None) => out.push(b' '),
-            (byte, None) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `type:name:action,action` into a JWT `access` entry granting every requested action.
@@ -391,33 +237,33 @@ fn access_entry(scope: &str) -> Option<Value> {
 
 fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
     if request.service.as_deref() != Some(SERVICE) {
-        return Reply::text(
-            "400 Bad Request",
-            &format!("token server: service must be {SERVICE:?}"),
-        );
+        return Reply::text(400, &format!("token server: service must be {SERVICE:?}"));
     }
     let access: Option<Vec<Value>> = request.scopes.iter().map(|s| access_entry(s)).collect();
     let Some(access) = access else {
-        return Reply::text("400 Bad Request", "token server: malformed scope");
+        return Reply::text(400, "token server: malformed scope");
     };
     let now = SystemTime::now();
     let token = match shared.sign_token(&access, now) {
         Ok(token) => token,
         Err(message) => {
             eprintln!("token server: {message}");
-            return Reply::text("500 Internal Server Error", &message);
+            return Reply::text(500, &message);
         }
     };
     shared.issued.fetch_add(1, Ordering::SeqCst);
-    Reply::json(&json!({
+    Reply::json(
+        200,
+        &json!({
         "token": token,
         "access_token": token,
         "expires_in": match shared.advertised_secs.load(Ordering::SeqCst) {
             0 => shared.ttl_secs,
             advertised => advertised,
         },
-        "issued_at": rfc3339_utc(now),
-    }))
+            "issued_at": rfc3339_utc(now),
+        }),
+    )
 }
 
 impl Shared {
@@ -522,6 +368,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn dates_are_rfc3339_utc() {
@@ -533,10 +380,10 @@ mod tests {
 
     #[test]
     fn queries_decode_repeated_and_escaped_scopes() {
-        let request = parse_query(
-            "service=modelcar-test-registry&scope=repository%3Aa%2Fb%3Apull%2Cpush\
-             &scope=repository:c/d:pull+registry:catalog:*",
-        );
+        let request = TokenRequest::of(&Request::from_head(
+            "GET /token?service=modelcar-test-registry&scope=repository%3Aa%2Fb%3Apull%2Cpush\
+             &scope=repository:c/d:pull+registry:catalog:* HTTP/1.1",
+        ));
         assert_eq!(request.service.as_deref(), Some(SERVICE));
         assert_eq!(
             request.scopes,
@@ -561,9 +408,12 @@ mod tests {
     fn basic_credentials_are_read_case_insensitively() {
         let head = "GET /token HTTP/1.1\r\nauthorization: basic YWxpY2U6czNjOnJldA==\r\n\r\n";
         assert_eq!(
-            basic_credentials(head),
+            basic_credentials(&Request::from_head(head)),
             Some(("alice".into(), "s3c:ret".into()))
         );
-        assert_eq!(basic_credentials("GET / HTTP/1.1\r\n\r\n"), None);
+        assert_eq!(
+            basic_credentials(&Request::from_head("GET / HTTP/1.1\r\n\r\n")),
+            None
+        );
     }
 }
