@@ -11,6 +11,7 @@ pub mod oci;
 pub mod perms;
 pub mod progress;
 pub mod registry;
+pub mod selection;
 pub mod transfer;
 
 pub use layout::Workspace;
