@@ -27,7 +27,10 @@ async fn blobs_go_up_in_chunks_and_come_back() {
             .unwrap();
     }
     assert_eq!(session.offset, 3000);
-    c.finish_upload(&session, &digest).await.unwrap();
+    // The registry reports how far the upload got, and the session can go on from there.
+    let mut asked = session.clone();
+    assert_eq!(c.upload_offset(&mut asked).await.unwrap(), Some(3000));
+    c.finish_upload(&asked, &digest).await.unwrap();
     assert_eq!(c.blob_size(&digest).await.unwrap(), Some(3000));
     let back = c.get_blob(&digest).await.unwrap().bytes().await.unwrap();
     assert_eq!(back, data);
@@ -40,6 +43,19 @@ async fn blobs_go_up_in_chunks_and_come_back() {
         .unwrap()
         .is_none());
     assert_eq!(other.blob_size(&digest).await.unwrap(), Some(3000));
+}
+
+#[tokio::test]
+async fn an_unknown_upload_session_reads_as_forgotten() {
+    let registry = Registry::start();
+    let c = client(&registry, "org/blobs");
+    let mut session = c.start_upload().await.unwrap();
+    assert_eq!(c.upload_offset(&mut session).await.unwrap(), Some(0));
+    let mut forgotten = session.clone();
+    forgotten
+        .location
+        .set_path("/v2/org/blobs/blobs/uploads/00000000-0000-0000-0000-000000000000");
+    assert_eq!(c.upload_offset(&mut forgotten).await.unwrap(), None);
 }
 
 #[tokio::test]

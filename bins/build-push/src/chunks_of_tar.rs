@@ -76,11 +76,10 @@ async fn send(
     bytes: Bytes,
     progress: &Progress,
 ) -> Result<(), SourceError> {
-    let n = bytes.len() as u64;
-    writer
+    let sent = writer
         .write(bytes)
         .await
         .map_err(|_| SourceError::Abandoned)?;
-    progress.add(n);
+    progress.add(sent);
     Ok(())
 }

@@ -250,6 +250,40 @@ impl RegistryClient {
         }
     }
 
+    /// How many bytes of the upload the registry holds (`GET` on the upload URL, its `Range`
+    /// header), with the session's location brought up to date. `None`: the registry no
+    /// longer knows the session (it expired, or the registry lost it).
+    pub async fn upload_offset(
+        &self,
+        session: &mut UploadSession,
+    ) -> Result<Option<u64>, RegistryError> {
+        let url = session.location.clone();
+        let action = "ask how far the upload got";
+        let resp = self.send(action, |http| http.get(url.clone())).await?;
+        match resp.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK => {
+                // `Range: 0-<last byte>`; an upload holding nothing says `0-0` or nothing.
+                let end = header_str(resp.headers(), "Range").and_then(|r| {
+                    r.split_once('-')
+                        .and_then(|(_, end)| end.trim().parse::<u64>().ok())
+                });
+                let offset = match end {
+                    Some(end) if end > 0 => end + 1,
+                    _ => 0,
+                };
+                *session = self
+                    .session_from(action, &resp, offset)
+                    .unwrap_or(UploadSession {
+                        location: session.location.clone(),
+                        offset,
+                    });
+                Ok(Some(offset))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(self.unexpected(action, status, resp).await),
+        }
+    }
+
     /// Closes the upload: the registry checks the digest over all bytes received.
     pub async fn finish_upload(
         &self,

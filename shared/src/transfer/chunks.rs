@@ -26,7 +26,10 @@ pub struct ChunkWriter {
     current: Option<mpsc::Sender<std::io::Result<Bytes>>>,
     left_in_chunk: u64,
     chunk_size: u64,
+    /// The next byte to send.
     offset: u64,
+    /// Bytes written so far, sent or not.
+    position: u64,
     total: u64,
     hasher: Sha256,
 }
@@ -38,22 +41,40 @@ pub struct Abandoned;
 impl ChunkWriter {
     /// A writer for a stream of `total` bytes, and the receiver of its chunks.
     pub fn new(total: u64, chunk_size: u64) -> (Self, mpsc::Receiver<Chunk>) {
+        Self::resuming(total, chunk_size, 0)
+    }
+
+    /// The same, for an upload the destination already holds the first `send_from` bytes of:
+    /// every byte is still hashed (a digest is only ever over all of them), but only the
+    /// bytes from `send_from` on are sent.
+    pub fn resuming(total: u64, chunk_size: u64, send_from: u64) -> (Self, mpsc::Receiver<Chunk>) {
         let (tx, rx) = mpsc::channel(1);
         let writer = Self {
             chunks: tx,
             current: None,
             left_in_chunk: 0,
             chunk_size: chunk_size.max(1),
-            offset: 0,
+            offset: send_from,
+            position: 0,
             total,
             hasher: Sha256::new(),
         };
         (writer, rx)
     }
 
-    /// Hashes and sends `bytes`, starting new chunks at chunk boundaries.
-    pub async fn write(&mut self, mut bytes: Bytes) -> Result<(), Abandoned> {
+    /// Hashes `bytes` and sends those not already at the destination, starting new chunks at
+    /// chunk boundaries. Returns how many bytes were sent.
+    pub async fn write(&mut self, mut bytes: Bytes) -> Result<u64, Abandoned> {
         self.hasher.update(&bytes);
+        let start = self.position;
+        self.position += bytes.len() as u64;
+        if self.position <= self.offset {
+            return Ok(0);
+        }
+        if start < self.offset {
+            let _ = bytes.split_to((self.offset - start) as usize);
+        }
+        let sent = bytes.len() as u64;
         while !bytes.is_empty() {
             if self.left_in_chunk == 0 {
                 self.open_chunk().await?;
@@ -65,7 +86,7 @@ impl ChunkWriter {
             let sender = self.current.as_ref().ok_or(Abandoned)?;
             sender.send(Ok(piece)).await.map_err(|_| Abandoned)?;
         }
-        Ok(())
+        Ok(sent)
     }
 
     /// Passes a read error to the consumer, whose request then fails with it.
@@ -73,11 +94,6 @@ impl ChunkWriter {
         if let Some(sender) = &self.current {
             let _ = sender.send(Err(error)).await;
         }
-    }
-
-    /// Bytes written so far.
-    pub fn offset(&self) -> u64 {
-        self.offset
     }
 
     /// The digest of everything written.
@@ -114,6 +130,28 @@ pub fn body_of(chunk: Chunk) -> reqwest::Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn resuming_hashes_everything_but_sends_only_the_rest() {
+        let (mut writer, mut chunks) = ChunkWriter::resuming(10, 4, 5);
+        let producer = tokio::spawn(async move {
+            let mut sent = writer.write(Bytes::from_static(b"abc")).await.unwrap();
+            sent += writer.write(Bytes::from_static(b"defghij")).await.unwrap();
+            (sent, writer.finish())
+        });
+        let mut seen = Vec::new();
+        while let Some(mut chunk) = chunks.recv().await {
+            let mut data = Vec::new();
+            while let Some(piece) = chunk.pieces.recv().await {
+                data.extend_from_slice(&piece.unwrap());
+            }
+            seen.push((chunk.offset, String::from_utf8(data).unwrap()));
+        }
+        assert_eq!(seen, [(5, "fghi".into()), (9, "j".into())]);
+        let (sent, digest) = producer.await.unwrap();
+        assert_eq!(sent, 5);
+        assert_eq!(digest, crate::digest::sha256_digest(b"abcdefghij"));
+    }
 
     #[tokio::test]
     async fn splits_at_chunk_boundaries_and_hashes_everything() {

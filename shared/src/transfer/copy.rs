@@ -108,7 +108,10 @@ pub async fn copy_blob(
     stream_blob(dest, &producer, chunk_size, progress).await
 }
 
-/// Streams `producer` into `dest`, restarting the blob on a transient failure.
+/// Streams `producer` into `dest`. After a transient failure (a dropped connection, a 5xx, a
+/// token rejected mid-chunk) it asks the destination how far it got and goes on from there;
+/// the producer runs from byte 0 again so the digest covers every byte, but what the
+/// destination holds is not sent twice.
 pub async fn stream_blob<P: Producer>(
     dest: &Destination,
     producer: &P,
@@ -116,14 +119,18 @@ pub async fn stream_blob<P: Producer>(
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
     let size = producer.size();
+    let mut pending = dest.start().await?;
+    let mut send_from = 0;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (writer, chunks) = ChunkWriter::new(size, chunk_size);
-        let (produced, received) =
-            tokio::join!(producer.produce(writer, progress), dest.receive(chunks));
+        let (writer, chunks) = ChunkWriter::resuming(size, chunk_size, send_from);
+        let (produced, received) = tokio::join!(
+            producer.produce(writer, progress),
+            dest.receive(&mut pending, chunks)
+        );
         let failure = match (produced, received) {
-            (Ok(digest), Ok(pending)) => {
+            (Ok(digest), Ok(())) => {
                 dest.commit(pending, &digest).await?;
                 return Ok(Sent {
                     digest,
@@ -135,8 +142,8 @@ pub async fn stream_blob<P: Producer>(
             (Err(TransferError::Source(e)), _) if !matches!(e, SourceError::Abandoned) => {
                 return Err(e.into())
             }
-            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(_)) => e,
-            (Err(e), Ok(_)) => return Err(e),
+            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(())) => e,
+            (Err(e), Ok(())) => return Err(e),
         };
         if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
             return Err(failure.into());
@@ -146,8 +153,25 @@ pub async fn stream_blob<P: Producer>(
             DestError::Registry(RegistryError::TokenRejectedMidUpload { .. }) => Duration::ZERO,
             _ => Duration::from_secs(1 << attempt),
         };
-        tracing::warn!("{failure}; sending this blob again from its start in {pause:?} (attempt {} of {BLOB_ATTEMPTS})", attempt + 1);
-        progress.adjust_total(size as i64);
+        tracing::warn!(
+            "{failure}; trying again in {pause:?} (attempt {} of {BLOB_ATTEMPTS})",
+            attempt + 1
+        );
         tokio::time::sleep(pause).await;
+        match dest.resume_offset(&mut pending).await? {
+            Some(offset) if offset <= size => {
+                tracing::info!(
+                    "the destination holds {offset} of {size} bytes: going on from there"
+                );
+                send_from = offset;
+            }
+            _ => {
+                tracing::warn!(
+                    "the destination no longer has this upload: sending the blob again from byte 0"
+                );
+                pending = dest.start().await?;
+                send_from = 0;
+            }
+        }
     }
 }

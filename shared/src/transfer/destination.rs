@@ -108,20 +108,42 @@ impl Destination {
         }
     }
 
-    /// Receives a blob's chunks until the producer is done; returns what `commit` needs.
-    pub async fn receive(&self, mut chunks: mpsc::Receiver<Chunk>) -> Result<Pending, DestError> {
+    /// Opens a place for a new blob: an upload session, or a temp file beside the blobs.
+    pub async fn start(&self) -> Result<Pending, DestError> {
         match self {
-            Self::Registry(client) => {
-                let mut session = client.start_upload().await?;
+            Self::Registry(client) => Ok(Pending::Upload(client.start_upload().await?)),
+            Self::Layout(layout) => layout.start_file().map(Pending::File),
+        }
+    }
+
+    /// Receives a blob's chunks into `pending` until the producer is done.
+    pub async fn receive(
+        &self,
+        pending: &mut Pending,
+        mut chunks: mpsc::Receiver<Chunk>,
+    ) -> Result<(), DestError> {
+        match (self, pending) {
+            (Self::Registry(client), Pending::Upload(session)) => {
                 while let Some(chunk) = chunks.recv().await {
                     let len = chunk.len;
-                    client
-                        .upload_chunk(&mut session, body_of(chunk), len)
-                        .await?;
+                    client.upload_chunk(session, body_of(chunk), len).await?;
                 }
-                Ok(Pending::Upload(session))
+                Ok(())
             }
-            Self::Layout(layout) => layout.receive(chunks).await.map(Pending::File),
+            (Self::Layout(layout), Pending::File(file)) => layout.write_chunks(file, chunks).await,
+            _ => unreachable!("a pending blob is received where it was started"),
+        }
+    }
+
+    /// How many bytes of `pending` the destination holds after a failure, so the blob can go
+    /// on from there. `None`: start it again (the registry forgot the session; a file on disk
+    /// is simply rewritten).
+    pub async fn resume_offset(&self, pending: &mut Pending) -> Result<Option<u64>, DestError> {
+        match (self, pending) {
+            (Self::Registry(client), Pending::Upload(session)) => {
+                Ok(client.upload_offset(session).await?)
+            }
+            _ => Ok(None),
         }
     }
 
@@ -200,21 +222,25 @@ impl OciLayout {
         })
     }
 
-    /// Writes the chunks into a temp file beside the blobs: renamed into place on commit,
-    /// removed if anything fails, so the layout never holds a partial blob.
-    async fn receive(
-        &self,
-        mut chunks: mpsc::Receiver<Chunk>,
-    ) -> Result<tempfile::NamedTempFile, DestError> {
+    /// A temp file beside the blobs: renamed into place on commit, removed if anything fails,
+    /// so the layout never holds a partial blob.
+    fn start_file(&self) -> Result<tempfile::NamedTempFile, DestError> {
         let dir = self.dir.join("blobs/sha256");
-        let error = |source| DestError::Layout {
-            path: dir.clone(),
-            source,
-        };
-        let temp = tempfile::Builder::new()
+        tempfile::Builder::new()
             .prefix(".partial-")
             .tempfile_in(&dir)
-            .map_err(error)?;
+            .map_err(|source| DestError::Layout { path: dir, source })
+    }
+
+    async fn write_chunks(
+        &self,
+        temp: &tempfile::NamedTempFile,
+        mut chunks: mpsc::Receiver<Chunk>,
+    ) -> Result<(), DestError> {
+        let error = |source| DestError::Layout {
+            path: temp.path().to_path_buf(),
+            source,
+        };
         let mut file = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(error)?);
         while let Some(mut chunk) = chunks.recv().await {
             while let Some(piece) = chunk.pieces.recv().await {
@@ -224,8 +250,7 @@ impl OciLayout {
             }
         }
         file.flush().await.map_err(error)?;
-        file.sync_all().await.map_err(error)?;
-        Ok(temp)
+        file.sync_all().await.map_err(error)
     }
 
     fn commit(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), DestError> {

@@ -54,12 +54,11 @@ pub async fn produce_download(
     while let Some(piece) = body.next().await {
         match piece {
             Ok(bytes) => {
-                let n = bytes.len() as u64;
-                writer
+                let sent = writer
                     .write(bytes)
                     .await
                     .map_err(|_| SourceError::Abandoned)?;
-                progress.add(n);
+                progress.add(sent);
             }
             Err(source) => {
                 writer.fail(std::io::Error::other(source.to_string())).await;
