@@ -3,8 +3,7 @@
 
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use bytes::Bytes;
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
@@ -48,27 +47,96 @@ async fn stream_file(
     writer: &mut ChunkWriter,
     progress: &Progress,
 ) -> Result<(), SourceError> {
+    // A blocking thread reads the file a few pieces ahead of the upload.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let reader = {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || read_pieces(&path, size, &tx))
+    };
+    while let Some(piece) = rx.recv().await {
+        send(writer, piece, progress).await?;
+    }
+    reader.await.expect("the file reader does not panic")
+}
+
+/// Pieces read ahead per file being sent.
+const READ_AHEAD: usize = 4;
+/// What O_DIRECT needs buffers, lengths and offsets aligned to (the page size covers every
+/// block size in use).
+const ALIGN: usize = 4096;
+
+/// Reads `size` bytes of `path` into `tx`, with O_DIRECT where the filesystem allows it: the
+/// weights are read once, so filling the page cache with them would only cost CPU (taken, on a
+/// small node, from the registry receiving them) and evict what the node does need.
+fn read_pieces(
+    path: &Path,
+    size: u64,
+    tx: &tokio::sync::mpsc::Sender<Bytes>,
+) -> Result<(), SourceError> {
     let read_error = |source| SourceError::Read {
         path: path.into(),
         source,
     };
-    let mut file = tokio::fs::File::open(path).await.map_err(read_error)?;
-    file.set_max_buf_size(PIECE);
+    let (mut file, direct) = open_for_streaming(path).map_err(read_error)?;
     let mut left = size;
     while left > 0 {
-        let mut buf = BytesMut::with_capacity((left as usize).min(PIECE));
-        let n = file.read_buf(&mut buf).await.map_err(read_error)?;
-        if n == 0 {
+        let piece = read_piece(&mut file, direct, left).map_err(read_error)?;
+        if piece.is_empty() {
             return Err(SourceError::Changed {
                 path: path.into(),
                 expected: size,
                 found: size - left,
             });
         }
-        left -= n as u64;
-        send(writer, buf.freeze(), progress).await?;
+        left -= piece.len() as u64;
+        tx.blocking_send(piece)
+            .map_err(|_| SourceError::Abandoned)?;
     }
     Ok(())
+}
+
+fn open_for_streaming(path: &Path) -> std::io::Result<(std::fs::File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let direct = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECT)
+        .open(path);
+    match direct {
+        Ok(file) => Ok((file, true)),
+        // tmpfs and some network filesystems refuse O_DIRECT: read through the page cache.
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+            std::fs::File::open(path).map(|f| (f, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The next piece of at most `PIECE` and `left` bytes; empty at end of file. With O_DIRECT the
+/// read goes into an aligned window of a slightly larger buffer, for a whole number of blocks.
+fn read_piece(file: &mut std::fs::File, direct: bool, left: u64) -> std::io::Result<Bytes> {
+    use std::io::Read;
+    let want = (left as usize).min(PIECE);
+    let read_len = if direct {
+        want.next_multiple_of(ALIGN)
+    } else {
+        want
+    };
+    let mut raw = vec![0u8; read_len + ALIGN];
+    let start = if direct {
+        raw.as_ptr().align_offset(ALIGN)
+    } else {
+        0
+    };
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut raw[start + filled..start + read_len]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Bytes::from(raw).slice(start..start + filled.min(want)))
 }
 
 async fn send(
