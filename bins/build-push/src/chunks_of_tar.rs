@@ -151,3 +151,58 @@ async fn send(
     progress.add(sent);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `path` the way a layer does, `size` bytes in pieces.
+    fn read_all(path: &Path, size: u64) -> Vec<u8> {
+        let (mut file, _) = open_for_streaming(path).unwrap();
+        let mut out = Vec::new();
+        let mut left = size;
+        while left > 0 {
+            let piece = read_piece(&mut file, true_if_direct(path), left).unwrap();
+            assert!(!piece.is_empty());
+            left -= piece.len() as u64;
+            out.extend_from_slice(&piece);
+        }
+        out
+    }
+
+    fn true_if_direct(path: &Path) -> bool {
+        open_for_streaming(path).unwrap().1
+    }
+
+    #[test]
+    fn unaligned_sizes_read_exactly_with_or_without_o_direct() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("w.bin");
+        let data: Vec<u8> = (0..(PIECE + 10_000)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(read_all(&path, data.len() as u64), data);
+        // A file that grew after planning: only the planned bytes are taken.
+        assert_eq!(read_all(&path, 5000), data[..5000]);
+    }
+
+    /// The page-cache path (taken where a filesystem refuses O_DIRECT with EINVAL) reads the
+    /// same bytes. No filesystem here refuses it (tmpfs accepts O_DIRECT since Linux 6.6), so
+    /// the path is driven directly.
+    #[test]
+    fn the_page_cache_path_reads_the_same_bytes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("w.bin");
+        let data: Vec<u8> = (0..(PIECE + 777)).map(|i| (i % 13) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        let mut out = Vec::new();
+        let mut left = data.len() as u64;
+        while left > 0 {
+            let piece = read_piece(&mut file, false, left).unwrap();
+            left -= piece.len() as u64;
+            out.extend_from_slice(&piece);
+        }
+        assert_eq!(out, read_all(&path, data.len() as u64));
+        assert_eq!(out, data);
+    }
+}
