@@ -79,6 +79,11 @@ impl Platform {
         })
     }
 
+    /// Parses a `--platform` flag value, with an error message for the command line.
+    pub fn parse_flag(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
+    }
+
     /// Whether an index entry for `other` serves this platform (a missing variant matches any).
     pub fn matches(&self, other: &Platform) -> bool {
         self.os == other.os

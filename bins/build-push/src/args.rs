@@ -1,6 +1,4 @@
-//! Parsers for flag values: sizes (`16MiB`), `KEY=VALUE` pairs, platforms.
-
-use modelcar_shared::oci::Platform;
+//! Parsers for flag values: sizes (`16MiB`), `KEY=VALUE` pairs, the host platform.
 
 /// `123`, `16MiB`, `16M`, `1GiB`, `1.5G`: binary units, a bare number is bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -37,10 +35,6 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
         _ => Err(format!("{s:?} is not KEY=VALUE")),
     }
-}
-
-pub fn parse_platform(s: &str) -> Result<Platform, String> {
-    Platform::parse(s).ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
 }
 
 /// The platform this binary runs on, in OCI terms.

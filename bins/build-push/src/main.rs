@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use build_push::args::{host_platform, parse_key_value, parse_platform, parse_size};
+use build_push::args::{host_platform, parse_key_value, parse_size};
 use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
@@ -44,7 +44,7 @@ struct Args {
 
     /// Platform OS/ARCH[/VARIANT] picked from a multi-platform base, and recorded in a scratch
     /// image (default: this machine's, e.g. linux/amd64).
-    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = parse_platform)]
+    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = Platform::parse_flag)]
     platform: Option<Platform>,
 
     /// Directory of the model files in the image.
@@ -186,7 +186,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         base: args.base.clone(),
         platform: match &args.platform {
             Some(p) => p.clone(),
-            None => parse_platform(&host_platform()).map_err(anyhow::Error::msg)?,
+            None => Platform::parse_flag(&host_platform()).map_err(anyhow::Error::msg)?,
         },
         prefix: args.prefix.clone(),
         layer_threshold: args.layer_threshold,

@@ -31,7 +31,7 @@ struct Args {
     from_metadata: bool,
 
     /// Copy only this platform's manifest (OS/ARCH[/VARIANT]) out of an index.
-    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = parse_platform)]
+    #[arg(long, env = "MODELCAR_PLATFORM", value_parser = Platform::parse_flag)]
     platform: Option<Platform>,
 
     /// Blobs copied at once (default: the number of cores).
@@ -104,10 +104,6 @@ struct Args {
 
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn parse_platform(s: &str) -> Result<Platform, String> {
-    Platform::parse(s).ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
 }
 
 fn main() -> ExitCode {
