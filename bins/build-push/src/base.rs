@@ -71,7 +71,7 @@ pub async fn resolve(
         .get_manifest(reference.manifest_ref(), &oci::MANIFEST_TYPES)
         .await
         .map_err(registry_error)?;
-    if oci::is_index(&media_type_of(&raw.media_type, &raw.bytes)) {
+    if oci::is_index(&raw.media_type) {
         let index: ImageIndex =
             serde_json::from_slice(&raw.bytes).map_err(|e| invalid(format!("bad index: {e}")))?;
         let entry = index
@@ -175,21 +175,6 @@ async fn fetch_config(
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ConfigError::Invalid("config is not a JSON object".into())),
     }
-}
-
-/// The media type from the response header, or from the document when the header is generic.
-fn media_type_of(header: &str, bytes: &[u8]) -> String {
-    if header.starts_with("application/vnd.") {
-        return header.to_string();
-    }
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
 }
 
 fn describe(p: &Platform) -> String {

@@ -3,8 +3,6 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
-
 use modelcar_shared::oci::{self, Descriptor, ImageIndex, ImageManifest, Platform};
 use modelcar_shared::registry::{ConnectOptions, RawManifest, Reference, RegistryClient};
 
@@ -44,7 +42,6 @@ pub async fn resolve(
             });
         }
     }
-    top.media_type = media_type_of(&top);
     let mut children = Vec::new();
     if oci::is_index(&top.media_type) {
         let index: ImageIndex = parse(reference, &top)?;
@@ -62,11 +59,10 @@ pub async fn resolve(
             None => index.manifests.iter().collect(),
         };
         for entry in selected {
-            let mut child = client
+            let child = client
                 .get_manifest(&entry.digest, &oci::MANIFEST_TYPES)
                 .await
                 .map_err(source_error)?;
-            child.media_type = media_type_of(&child);
             if oci::is_index(&child.media_type) {
                 return Err(MirrorError::Unsupported {
                     image: reference.to_string(),
@@ -117,19 +113,4 @@ fn parse<T: serde::de::DeserializeOwned>(
             raw.digest, raw.media_type
         ),
     })
-}
-
-/// The media type from the response header, or from the document when the header is generic.
-fn media_type_of(raw: &RawManifest) -> String {
-    if raw.media_type.starts_with("application/vnd.") {
-        return raw.media_type.clone();
-    }
-    serde_json::from_slice::<Value>(&raw.bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| oci::OCI_MANIFEST.to_string())
 }

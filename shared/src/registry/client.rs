@@ -371,14 +371,14 @@ impl RegistryClient {
             let status = resp.status();
             return Err(self.unexpected(&action, status, resp).await);
         }
-        let media_type = header_str(resp.headers(), CONTENT_TYPE).unwrap_or_default();
+        let header = header_str(resp.headers(), CONTENT_TYPE).unwrap_or_default();
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| self.unreachable(&action, e))?;
         let digest = crate::digest::sha256_digest(&bytes);
         Ok(RawManifest {
-            media_type,
+            media_type: manifest_media_type(&header, &bytes),
             bytes,
             digest,
         })
@@ -506,6 +506,19 @@ impl RegistryClient {
         let body = resp.bytes().await.unwrap_or_default();
         RegistryError::status(self.registry(), action, status, &body)
     }
+}
+
+/// A manifest's media type: the `Content-Type` when it names one, else the document's own
+/// `mediaType` (some registries answer `application/json`), else an OCI image manifest (a
+/// schema 2 document without `mediaType` is one).
+fn manifest_media_type(header: &str, bytes: &[u8]) -> String {
+    if header.starts_with("application/vnd.") {
+        return header.to_string();
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| crate::oci::OCI_MANIFEST.to_string())
 }
 
 fn is_transient_status(status: StatusCode) -> bool {
