@@ -1,4 +1,4 @@
-//! Parsers for flag values: sizes (`16MiB`), `KEY=VALUE` pairs, the host platform.
+//! Parsers for flag values: sizes (`16MiB`), the host platform.
 
 /// `123`, `16MiB`, `16M`, `1GiB`, `1.5G`: binary units, a bare number is bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -30,13 +30,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((number * (1u64 << shift) as f64) as u64)
 }
 
-pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
-        _ => Err(format!("{s:?} is not KEY=VALUE")),
-    }
-}
-
 /// The platform this binary runs on, in OCI terms.
 pub fn host_platform() -> String {
     let arch = match std::env::consts::ARCH {
@@ -61,15 +54,5 @@ mod tests {
         assert_eq!(parse_size("1.5KiB").unwrap(), 1536);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5X").is_err());
-    }
-
-    #[test]
-    fn key_values() {
-        assert_eq!(
-            parse_key_value("a=b=c").unwrap(),
-            ("a".into(), "b=c".into())
-        );
-        assert!(parse_key_value("=x").is_err());
-        assert!(parse_key_value("novalue").is_err());
     }
 }

@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use build_push::args::{host_platform, parse_key_value, parse_size};
-use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
+use build_push::args::{host_platform, parse_size};
+use modelcar_shared::cli::{
+    block_on_until_signal, exit_code, parse_key_value, CommonArgs, UsageError,
+};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
 use modelcar_shared::transfer::DestSpec;

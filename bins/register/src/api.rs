@@ -214,20 +214,10 @@ impl Api {
 }
 
 fn http_client(ca_file: Option<&PathBuf>) -> Result<reqwest::Client, ApiError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("modelcar-register/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .timeout(Duration::from_secs(120));
-    if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            ApiError::Setup(format!("cannot read --ca-file {}: {e}", path.display()))
-        })?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| ApiError::Setup(format!("--ca-file {}: {e}", path.display())))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| ApiError::Setup(e.to_string()))
+    let user_agent = concat!("modelcar-register/", env!("CARGO_PKG_VERSION"));
+    modelcar_shared::http::client_builder(user_agent, ca_file.map(PathBuf::as_path))
+        .map_err(ApiError::Setup)?
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| ApiError::Setup(e.to_string()))
 }

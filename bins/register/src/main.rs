@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{
+    block_on_until_signal, exit_code, parse_key_value, CommonArgs, UsageError,
+};
 use modelcar_shared::Workspace;
 use register::{RunError, Token};
 
@@ -90,13 +92,6 @@ struct Args {
 
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
-        _ => Err(format!("{s:?} is not KEY=VALUE")),
-    }
 }
 
 fn main() -> ExitCode {

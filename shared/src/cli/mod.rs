@@ -38,6 +38,15 @@ pub struct CommonArgs {
     pub results_dir: Option<PathBuf>,
 }
 
+/// Parses a `KEY=VALUE` flag value (`--label`, `--annotation`, `--property`); the value may
+/// contain `=`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 impl CommonArgs {
     /// Process set-up every binary needs before doing any work: the shared umask and logging.
     pub fn init(&self) {
@@ -52,5 +61,18 @@ impl CommonArgs {
             Some(dir) => output::write_results(dir, &report.results()),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn key_values() {
+        assert_eq!(
+            super::parse_key_value("a=b=c").unwrap(),
+            ("a".into(), "b=c".into())
+        );
+        assert!(super::parse_key_value("=x").is_err());
+        assert!(super::parse_key_value("novalue").is_err());
     }
 }

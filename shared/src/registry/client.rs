@@ -537,32 +537,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn http_client(opts: &ConnectOptions) -> Result<reqwest::Client, RegistryError> {
-    // One process-wide rustls provider (ring): a second install attempt is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("modelcar/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
+    let user_agent = concat!("modelcar/", env!("CARGO_PKG_VERSION"));
+    let builder = crate::http::client_builder(user_agent, opts.ca_file.as_deref())
+        .map_err(RegistryError::Setup)?
         // No overall timeout: a 50 GB layer takes as long as it takes. Stalls are caught by
         // the read timeout instead.
         .read_timeout(Duration::from_secs(300))
-        .tcp_keepalive(Duration::from_secs(30));
-    if let Some(path) = &opts.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            RegistryError::Setup(format!("cannot read --ca-file {}: {e}", path.display()))
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            RegistryError::Setup(format!(
-                "--ca-file {} is not PEM certificates: {e}",
-                path.display()
-            ))
-        })?;
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if opts.insecure {
-        builder = builder.danger_accept_invalid_certs(true);
-    }
+        .tcp_keepalive(Duration::from_secs(30))
+        .danger_accept_invalid_certs(opts.insecure);
     builder
         .build()
         .map_err(|e| RegistryError::Setup(e.to_string()))
