@@ -13,6 +13,7 @@ pub mod perms;
 pub mod progress;
 pub mod registry;
 pub mod selection;
+pub mod state_file;
 pub mod transfer;
 
 pub use layout::Workspace;

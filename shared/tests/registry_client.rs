@@ -32,7 +32,14 @@ async fn blobs_go_up_in_chunks_and_come_back() {
     assert_eq!(c.upload_offset(&mut asked).await.unwrap(), Some(3000));
     c.finish_upload(&asked, &digest).await.unwrap();
     assert_eq!(c.blob_size(&digest).await.unwrap(), Some(3000));
-    let back = c.get_blob(&digest).await.unwrap().bytes().await.unwrap();
+    let back = c
+        .get_blob(&digest, 0)
+        .await
+        .unwrap()
+        .0
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(back, data);
 
     // Mounted into another repository of the same registry: no bytes sent.

@@ -157,8 +157,8 @@ async fn fetch_config(
             desc.size
         )));
     }
-    let response = client
-        .get_blob(&desc.digest)
+    let (response, _) = client
+        .get_blob(&desc.digest, 0)
         .await
         .map_err(ConfigError::Registry)?;
     let bytes: Bytes = response

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use modelcar_shared::atomic_file::{write_atomic, FileLock};
+use modelcar_shared::state_file;
 
 use crate::plan::{EntryKind, LayerPlan};
 
@@ -47,19 +47,10 @@ impl DigestCache {
     /// Loads the cache at `path`. A missing or unreadable cache is an empty one: it holds no
     /// data of its own, only shortcuts.
     pub fn load(path: PathBuf) -> Self {
-        let layers = match std::fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice::<CacheFile>(&bytes) {
-                Ok(file) => file.layers,
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), "ignoring unreadable digest cache: {e}");
-                    BTreeMap::new()
-                }
-            },
-            Err(_) => BTreeMap::new(),
-        };
+        let file: CacheFile = state_file::load(&path);
         Self {
             path: Some(path),
-            layers: std::sync::Mutex::new(layers),
+            layers: std::sync::Mutex::new(file.layers),
         }
     }
 
@@ -75,16 +66,9 @@ impl DigestCache {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let _lock = FileLock::exclusive(&FileLock::path_for(path))?;
-        let mut file: CacheFile = std::fs::read(path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        file.layers.insert(key.into(), layer);
-        write_atomic(
-            path,
-            &serde_json::to_vec_pretty(&file).expect("the cache always serializes"),
-        )
+        state_file::update(path, |file: &mut CacheFile| {
+            file.layers.insert(key.into(), layer);
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {

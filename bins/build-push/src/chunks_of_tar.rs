@@ -13,17 +13,28 @@ use crate::tar_layout::{Segment, TarLayout};
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
 
-/// Streams a tar layout into `writer`; returns the layer digest.
+/// Streams a tar layout into `writer` from the writer's position on (0, or where an upload
+/// goes on from); returns the layer digest.
 pub async fn produce_tar(
     layout: &TarLayout,
     mut writer: ChunkWriter,
     progress: &Progress,
 ) -> Result<String, SourceError> {
+    let mut segment_start = 0;
     for segment in &layout.segments {
+        let segment_end = segment_start + segment.size();
+        // Bytes of this segment before the start position are not produced at all.
+        let skip = writer.position().clamp(segment_start, segment_end) - segment_start;
+        segment_start = segment_end;
+        if skip == segment.size() {
+            continue;
+        }
         match segment {
-            Segment::Bytes(bytes) => send(&mut writer, bytes.clone(), progress).await?,
+            Segment::Bytes(bytes) => {
+                send(&mut writer, bytes.slice(skip as usize..), progress).await?
+            }
             Segment::Zeros(n) => {
-                let mut left = *n as usize;
+                let mut left = (n - skip) as usize;
                 while left > 0 {
                     let take = left.min(PIECE);
                     send(&mut writer, Bytes::from_static(&ZEROS[..take]), progress).await?;
@@ -31,7 +42,7 @@ pub async fn produce_tar(
                 }
             }
             Segment::File { path, size } => {
-                if let Err(e) = stream_file(path, *size, &mut writer, progress).await {
+                if let Err(e) = stream_file(path, skip, *size, &mut writer, progress).await {
                     writer.fail(std::io::Error::other(e.to_string())).await;
                     return Err(e);
                 }
@@ -41,8 +52,10 @@ pub async fn produce_tar(
     Ok(writer.finish())
 }
 
+/// Streams bytes `start..size` of the file at `path`.
 async fn stream_file(
     path: &Path,
+    start: u64,
     size: u64,
     writer: &mut ChunkWriter,
     progress: &Progress,
@@ -51,7 +64,7 @@ async fn stream_file(
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader = {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || read_pieces(&path, size, &tx))
+        tokio::task::spawn_blocking(move || read_pieces(&path, start, size, &tx))
     };
     while let Some(piece) = rx.recv().await {
         send(writer, piece, progress).await?;
@@ -65,22 +78,33 @@ const READ_AHEAD: usize = 4;
 /// block size in use).
 const ALIGN: usize = 4096;
 
-/// Reads `size` bytes of `path` into `tx`, with O_DIRECT where the filesystem allows it: the
-/// weights are read once, so filling the page cache with them would only cost CPU (taken, on a
-/// small node, from the registry receiving them) and evict what the node does need.
+/// Reads bytes `start..size` of `path` into `tx`, with O_DIRECT where the filesystem allows
+/// it: the weights are read once, so filling the page cache with them would only cost CPU
+/// (taken, on a small node, from the registry receiving them) and evict what the node does
+/// need.
 fn read_pieces(
     path: &Path,
+    start: u64,
     size: u64,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<(), SourceError> {
+    use std::io::{Seek, SeekFrom};
     let read_error = |source| SourceError::Read {
         path: path.into(),
         source,
     };
     let (mut file, direct) = open_for_streaming(path).map_err(read_error)?;
-    let mut left = size;
+    // O_DIRECT reads begin on a block boundary: begin at the one before `start`, drop the rest.
+    let aligned = if direct {
+        start - start % ALIGN as u64
+    } else {
+        start
+    };
+    file.seek(SeekFrom::Start(aligned)).map_err(read_error)?;
+    let mut drop = start - aligned;
+    let mut left = size - aligned;
     while left > 0 {
-        let piece = read_piece(&mut file, direct, left).map_err(read_error)?;
+        let mut piece = read_piece(&mut file, direct, left).map_err(read_error)?;
         if piece.is_empty() {
             return Err(SourceError::Changed {
                 path: path.into(),
@@ -89,8 +113,15 @@ fn read_pieces(
             });
         }
         left -= piece.len() as u64;
-        tx.blocking_send(piece)
-            .map_err(|_| SourceError::Abandoned)?;
+        if drop > 0 {
+            let dropped = drop.min(piece.len() as u64);
+            let _ = piece.split_to(dropped as usize);
+            drop -= dropped;
+        }
+        if !piece.is_empty() {
+            tx.blocking_send(piece)
+                .map_err(|_| SourceError::Abandoned)?;
+        }
     }
     Ok(())
 }
@@ -204,5 +235,23 @@ mod tests {
         }
         assert_eq!(out, read_all(&path, data.len() as u64));
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn a_read_from_the_middle_gives_exactly_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("w.bin");
+        let data: Vec<u8> = (0..(PIECE * 2 + 333)).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        for start in [0, 1, 4095, 4096, 4097, PIECE + 5, data.len() - 1] {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
+            read_pieces(&path, start as u64, data.len() as u64, &tx).unwrap();
+            drop(tx);
+            let mut out = Vec::new();
+            while let Ok(piece) = rx.try_recv() {
+                out.extend_from_slice(&piece);
+            }
+            assert_eq!(out, data[start..], "from byte {start}");
+        }
     }
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
@@ -13,7 +12,8 @@ use modelcar_shared::cli::{
 };
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
-use modelcar_shared::transfer::DestSpec;
+use modelcar_shared::state_file;
+use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_shared::Workspace;
 
 /// Package a model directory as a ModelCar OCI image and push it, streaming.
@@ -207,6 +207,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         source_date_epoch: args.source_date_epoch,
         connect,
         base_connect,
+        uploads: UploadLog::default_for(workspace.as_ref()),
         workspace,
         cache_path,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
@@ -217,27 +218,14 @@ fn cache_path(
     flag: Option<&PathBuf>,
     workspace: Option<&Workspace>,
 ) -> anyhow::Result<Option<PathBuf>> {
-    let path = match (flag, workspace) {
-        (Some(path), _) => path.clone(),
-        (None, Some(ws)) => ws.blob_cache_path(),
-        (None, None) => {
-            let env = |k| {
-                std::env::var_os(k)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            };
-            match env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))) {
-                Some(dir) => dir.join("modelcar/blobs.json"),
-                None => return Ok(None),
-            }
+    let path = match flag {
+        Some(path) => {
+            state_file::ensure_parent(path)?;
+            Some(path.clone())
         }
+        None => state_file::location(workspace, "blobs.json")?,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        modelcar_shared::perms::create_shared_dir_all(dir).with_context(|| {
-            format!("cannot create the digest cache directory {}", dir.display())
-        })?;
-    }
-    Ok(Some(path))
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -2,17 +2,26 @@
 //! from the files and streamed (see `modelcar_shared::transfer`).
 
 use modelcar_shared::progress::Progress;
-use modelcar_shared::transfer::{stream_blob, Destination, Producer, Sent, TransferError};
+use modelcar_shared::transfer::{
+    stream_blob, Destination, Producer, Sent, TransferError, UploadLog,
+};
 
 use crate::chunks_of_tar::produce_tar;
 use crate::tar_layout::TarLayout;
 
-/// A model layer as a blob producer.
-struct TarProducer<'a>(&'a TarLayout);
+/// A model layer as a blob producer; its id is the layer's digest-cache key (its inputs).
+struct TarProducer<'a> {
+    layout: &'a TarLayout,
+    key: &'a str,
+}
 
 impl Producer for TarProducer<'_> {
     fn size(&self) -> u64 {
-        self.0.size
+        self.layout.size
+    }
+
+    fn id(&self) -> String {
+        format!("layer-inputs:{}", self.key)
     }
 
     async fn produce(
@@ -20,16 +29,18 @@ impl Producer for TarProducer<'_> {
         writer: modelcar_shared::transfer::chunks::ChunkWriter,
         progress: &Progress,
     ) -> Result<String, TransferError> {
-        Ok(produce_tar(self.0, writer, progress).await?)
+        Ok(produce_tar(self.layout, writer, progress).await?)
     }
 }
 
-/// Pushes a model layer; `known` is its digest from the cache, if any.
+/// Pushes a model layer; `key` names its inputs, `known` is its digest from the cache, if any.
 pub async fn push_layer(
     dest: &Destination,
     layout: &TarLayout,
+    key: &str,
     known: Option<&str>,
     chunk_size: u64,
+    uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
     if let Some(digest) = known {
@@ -42,7 +53,8 @@ pub async fn push_layer(
             });
         }
     }
-    let pushed = stream_blob(dest, &TarProducer(layout), chunk_size, progress).await?;
+    let producer = TarProducer { layout, key };
+    let pushed = stream_blob(dest, &producer, chunk_size, uploads, progress).await?;
     if let Some(known) = known.filter(|k| *k != pushed.digest) {
         tracing::warn!(
             "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",

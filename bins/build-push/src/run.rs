@@ -16,7 +16,7 @@ use modelcar_shared::oci::{
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::ConnectOptions;
 use modelcar_shared::transfer::{
-    copy_blob, DestError, DestSpec, Destination, Sent as Pushed, TransferError,
+    copy_blob, DestError, DestSpec, Destination, Sent as Pushed, TransferError, UploadLog,
 };
 use modelcar_shared::Workspace;
 
@@ -49,6 +49,8 @@ pub struct Options {
     pub workspace: Option<Workspace>,
     /// The digest cache file; `None` disables it.
     pub cache_path: Option<PathBuf>,
+    /// Where open uploads are logged, so that a rerun resumes them at the byte.
+    pub uploads: UploadLog,
     pub progress_every: Duration,
 }
 
@@ -224,7 +226,8 @@ async fn send_layers(
                         .source
                         .as_ref()
                         .expect("a base with layers has a source");
-                    copy_blob(dest, &source.client, descriptor, opts.chunk_size, progress)
+                    let (client, chunk) = (&source.client, opts.chunk_size);
+                    copy_blob(dest, client, descriptor, chunk, &opts.uploads, progress)
                         .await
                         .map_err(|source| BuildError::BaseLayer {
                             digest: descriptor.digest.clone(),
@@ -238,8 +241,10 @@ async fn send_layers(
                     let pushed = push_layer(
                         dest,
                         &layer.layout,
+                        &layer.cache_key,
                         cached.as_ref().map(|c| c.digest.as_str()),
                         opts.chunk_size,
+                        &opts.uploads,
                         progress,
                     )
                     .await

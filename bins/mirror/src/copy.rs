@@ -8,7 +8,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
-use modelcar_shared::transfer::{copy_blob, Destination, Sent};
+use modelcar_shared::transfer::{copy_blob, Destination, Sent, UploadLog};
 
 use crate::error::MirrorError;
 use crate::report::DestReport;
@@ -18,6 +18,7 @@ pub struct CopySettings<'a> {
     pub jobs: usize,
     pub chunk_size: u64,
     pub connect: &'a ConnectOptions,
+    pub uploads: &'a UploadLog,
     pub progress_every: Duration,
 }
 
@@ -48,8 +49,8 @@ pub async fn copy_to(
         .map(|blob| {
             let (target, progress, image) = (&target, &progress, &image);
             async move {
-                let sent =
-                    copy_blob(target, &source.client, blob, settings.chunk_size, progress).await;
+                let (chunk, uploads) = (settings.chunk_size, settings.uploads);
+                let sent = copy_blob(target, &source.client, blob, chunk, uploads, progress).await;
                 if let Ok(s) = &sent {
                     let verb = if s.sent {
                         "copied"

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use modelcar_shared::metadata::MirrorRecord;
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, Reference};
+use modelcar_shared::transfer::UploadLog;
 use modelcar_shared::Workspace;
 
 pub use error::MirrorError;
@@ -26,6 +27,8 @@ pub struct Options {
     pub dest_connect: ConnectOptions,
     /// Where each destination is recorded in `mirrors`.
     pub workspace: Option<Workspace>,
+    /// Where open uploads are logged, so that a rerun resumes them at the byte.
+    pub uploads: UploadLog,
     pub progress_every: Duration,
 }
 
@@ -36,6 +39,7 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
         jobs: opts.jobs,
         chunk_size: opts.chunk_size,
         connect: &opts.dest_connect,
+        uploads: &opts.uploads,
         progress_every: opts.progress_every,
     };
     let mut destinations = Vec::new();

@@ -9,6 +9,7 @@ use clap::Parser;
 use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
+use modelcar_shared::transfer::UploadLog;
 use modelcar_shared::Workspace;
 
 /// Copy an image from one registry to one or more others, streaming and digest-preserving.
@@ -182,6 +183,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
             &args.dest_authfile,
             "--dest-creds",
         )?,
+        uploads: UploadLog::default_for(workspace.as_ref()),
         workspace,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
     })

@@ -34,6 +34,7 @@ async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
         base_connect: ConnectOptions::default(),
         workspace: None,
         cache_path: None,
+        uploads: modelcar_shared::transfer::UploadLog::disabled(),
         progress_every: Duration::from_secs(60),
     };
     build_push::run(options).await.expect("build-push").digest

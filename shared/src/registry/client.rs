@@ -279,7 +279,11 @@ impl RegistryClient {
                     });
                 Ok(Some(offset))
             }
-            StatusCode::NOT_FOUND => Ok(None),
+            // 404 is the spec's answer for an unknown session; some registries refuse a stale
+            // one's state parameter with 400, or its range with 416: all mean "start again".
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::RANGE_NOT_SATISFIABLE => {
+                Ok(None)
+            }
             status => Err(self.unexpected(action, status, resp).await),
         }
     }
@@ -384,13 +388,34 @@ impl RegistryClient {
         })
     }
 
-    /// Starts downloading a blob; the caller streams the body.
-    pub async fn get_blob(&self, digest: &str) -> Result<Response, RegistryError> {
+    /// Starts downloading a blob from byte `from` (a `Range` request past byte 0); the caller
+    /// streams the body. Also returns where the body starts: `from`, or 0 from a registry
+    /// that ignored the range and sent the whole blob.
+    pub async fn get_blob(
+        &self,
+        digest: &str,
+        from: u64,
+    ) -> Result<(Response, u64), RegistryError> {
         let url = self.url(&format!("blobs/{digest}"));
         let action = format!("GET blob {digest}");
-        let resp = self.send(&action, |http| http.get(url.clone())).await?;
+        let resp = self
+            .send(&action, |http| {
+                let request = http.get(url.clone());
+                match from {
+                    0 => request,
+                    from => request.header(reqwest::header::RANGE, format!("bytes={from}-")),
+                }
+            })
+            .await?;
         match resp.status() {
-            StatusCode::OK => Ok(resp),
+            StatusCode::OK => Ok((resp, 0)),
+            StatusCode::PARTIAL_CONTENT
+                if from > 0
+                    && header_str(resp.headers(), "Content-Range")
+                        .is_some_and(|r| r.starts_with(&format!("bytes {from}-"))) =>
+            {
+                Ok((resp, from))
+            }
             status => Err(self.unexpected(&action, status, resp).await),
         }
     }

@@ -3,21 +3,23 @@
 //! Memory per layer in flight is bounded by the channel capacities, whatever the layer size.
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::digest::format_digest;
+use super::checkpoint::Checkpoint;
 
 /// Largest piece handed to a request body at once.
 pub const PIECE: usize = 1 << 20;
 /// Pieces buffered per chunk: with [`PIECE`], 4 MiB of read-ahead per layer.
 const PIECES_IN_FLIGHT: usize = 4;
 
-/// One chunk of a layer: `len` bytes, arriving as pieces.
+/// One chunk of a layer: `len` bytes from `offset`, arriving as pieces.
 pub struct Chunk {
     pub offset: u64,
     pub len: u64,
     pub pieces: mpsc::Receiver<std::io::Result<Bytes>>,
+    /// The hash of every byte before this chunk: once the destination has taken the chunks
+    /// before it, an upload can go on from here.
+    pub start: Checkpoint,
 }
 
 /// The producing side: splits what it is given into chunks of `chunk_size` and hashes it.
@@ -28,10 +30,9 @@ pub struct ChunkWriter {
     chunk_size: u64,
     /// The next byte to send.
     offset: u64,
-    /// Bytes written so far, sent or not.
-    position: u64,
+    /// Every byte written so far, sent or not.
+    hashed: Checkpoint,
     total: u64,
-    hasher: Sha256,
 }
 
 /// The consumer went away (its upload failed): stop producing; its error is the one to report.
@@ -41,38 +42,43 @@ pub struct Abandoned;
 impl ChunkWriter {
     /// A writer for a stream of `total` bytes, and the receiver of its chunks.
     pub fn new(total: u64, chunk_size: u64) -> (Self, mpsc::Receiver<Chunk>) {
-        Self::resuming(total, chunk_size, 0)
+        Self::resuming(total, chunk_size, Checkpoint::start(), 0)
     }
 
-    /// The same, for an upload the destination already holds the first `send_from` bytes of:
-    /// every byte is still hashed (a digest is only ever over all of them), but only the
-    /// bytes from `send_from` on are sent.
-    pub fn resuming(total: u64, chunk_size: u64, send_from: u64) -> (Self, mpsc::Receiver<Chunk>) {
+    /// The same, going on from `from`: the producer starts at byte [`ChunkWriter::position`]
+    /// (`from`'s offset), and of what it writes the bytes before `send_from` (which the
+    /// destination holds already) are only hashed, the rest also sent.
+    pub fn resuming(
+        total: u64,
+        chunk_size: u64,
+        from: Checkpoint,
+        send_from: u64,
+    ) -> (Self, mpsc::Receiver<Chunk>) {
         let (tx, rx) = mpsc::channel(1);
         let writer = Self {
             chunks: tx,
             current: None,
             left_in_chunk: 0,
             chunk_size: chunk_size.max(1),
-            offset: send_from,
-            position: 0,
+            offset: send_from.max(from.offset()),
+            hashed: from,
             total,
-            hasher: Sha256::new(),
         };
         (writer, rx)
+    }
+
+    /// The offset of the next byte to write: where the producer must start.
+    pub fn position(&self) -> u64 {
+        self.hashed.offset()
     }
 
     /// Hashes `bytes` and sends those not already at the destination, starting new chunks at
     /// chunk boundaries. Returns how many bytes were sent.
     pub async fn write(&mut self, mut bytes: Bytes) -> Result<u64, Abandoned> {
-        self.hasher.update(&bytes);
-        let start = self.position;
-        self.position += bytes.len() as u64;
-        if self.position <= self.offset {
-            return Ok(0);
-        }
-        if start < self.offset {
-            let _ = bytes.split_to((self.offset - start) as usize);
+        let held = self.offset.saturating_sub(self.hashed.offset());
+        let only_hashed = held.min(bytes.len() as u64) as usize;
+        if only_hashed > 0 {
+            self.hashed.update(&bytes.split_to(only_hashed));
         }
         let sent = bytes.len() as u64;
         while !bytes.is_empty() {
@@ -81,6 +87,7 @@ impl ChunkWriter {
             }
             let take = (bytes.len() as u64).min(self.left_in_chunk) as usize;
             let piece = bytes.split_to(take);
+            self.hashed.update(&piece);
             self.left_in_chunk -= take as u64;
             self.offset += take as u64;
             let sender = self.current.as_ref().ok_or(Abandoned)?;
@@ -98,7 +105,7 @@ impl ChunkWriter {
 
     /// The digest of everything written.
     pub fn finish(self) -> String {
-        format_digest(&self.hasher.finalize())
+        self.hashed.digest()
     }
 
     async fn open_chunk(&mut self) -> Result<(), Abandoned> {
@@ -111,6 +118,7 @@ impl ChunkWriter {
             offset: self.offset,
             len,
             pieces: rx,
+            start: self.hashed.clone(),
         };
         self.chunks.send(chunk).await.map_err(|_| Abandoned)?;
         self.current = Some(tx);
@@ -133,7 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn resuming_hashes_everything_but_sends_only_the_rest() {
-        let (mut writer, mut chunks) = ChunkWriter::resuming(10, 4, 5);
+        let (mut writer, mut chunks) = ChunkWriter::resuming(10, 4, Checkpoint::start(), 5);
         let producer = tokio::spawn(async move {
             let mut sent = writer.write(Bytes::from_static(b"abc")).await.unwrap();
             sent += writer.write(Bytes::from_static(b"defghij")).await.unwrap();
@@ -145,6 +153,7 @@ mod tests {
             while let Some(piece) = chunk.pieces.recv().await {
                 data.extend_from_slice(&piece.unwrap());
             }
+            assert_eq!(chunk.start.offset(), chunk.offset);
             seen.push((chunk.offset, String::from_utf8(data).unwrap()));
         }
         assert_eq!(seen, [(5, "fghi".into()), (9, "j".into())]);
@@ -178,5 +187,28 @@ mod tests {
             producer.await.unwrap(),
             crate::digest::sha256_digest(b"abcdefghij")
         );
+    }
+
+    #[tokio::test]
+    async fn resuming_from_a_checkpoint_needs_only_the_bytes_after_it() {
+        let mut from = Checkpoint::start();
+        from.update(b"abcd");
+        let (mut writer, mut chunks) = ChunkWriter::resuming(10, 4, from, 6);
+        assert_eq!(writer.position(), 4);
+        let producer = tokio::spawn(async move {
+            let sent = writer.write(Bytes::from_static(b"efghij")).await.unwrap();
+            (sent, writer.finish())
+        });
+        let mut chunk = chunks.recv().await.unwrap();
+        assert_eq!((chunk.offset, chunk.start.offset()), (6, 6));
+        let mut data = Vec::new();
+        while let Some(piece) = chunk.pieces.recv().await {
+            data.extend_from_slice(&piece.unwrap());
+        }
+        assert_eq!(data, b"ghij");
+        assert!(chunks.recv().await.is_none());
+        let (sent, digest) = producer.await.unwrap();
+        assert_eq!(sent, 4);
+        assert_eq!(digest, crate::digest::sha256_digest(b"abcdefghij"));
     }
 }

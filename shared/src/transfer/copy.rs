@@ -1,23 +1,24 @@
-//! Sending one blob to a destination: skipped when it is there already, mounted when it is in
-//! another repository of the same registry, otherwise streamed from its producer and committed
-//! under the digest computed on the way. A transient failure restarts the blob (byte-level
-//! resume is issue #12); a source that cannot be read fails at once.
+//! Copying one blob between registries: skipped when the destination has it already, mounted
+//! when it is in another repository of the same registry, otherwise streamed (see
+//! [`stream_blob`]).
 
 use std::future::Future;
-use std::time::Duration;
 
 use super::chunks::ChunkWriter;
 use super::destination::{DestError, Destination};
 use super::download::{produce_download, SourceError};
+use super::stream::stream_blob;
+use super::uploads::UploadLog;
 use crate::oci::Descriptor;
 use crate::progress::Progress;
-use crate::registry::{RegistryClient, RegistryError};
+use crate::registry::RegistryClient;
 
-const BLOB_ATTEMPTS: u32 = 4;
-
-/// Where a blob's bytes come from: it fills a chunk stream and returns the digest it computed.
+/// Where a blob's bytes come from: it fills a chunk stream, starting at the writer's
+/// position, and returns the digest it computed.
 pub trait Producer {
     fn size(&self) -> u64;
+    /// What the bytes are, stable across runs, for the uploads log.
+    fn id(&self) -> String;
     fn produce(
         &self,
         writer: ChunkWriter,
@@ -53,19 +54,23 @@ impl Producer for RemoteBlob<'_> {
         self.descriptor.size
     }
 
+    fn id(&self) -> String {
+        self.descriptor.digest.clone()
+    }
+
     async fn produce(
         &self,
         writer: ChunkWriter,
         progress: &Progress,
     ) -> Result<String, TransferError> {
         let digest = &self.descriptor.digest;
-        let response = self
+        let (response, body_start) = self
             .client
-            .get_blob(digest)
+            .get_blob(digest, writer.position())
             .await
             .map_err(DestError::from)?;
         let registry = &self.client.reference().registry;
-        Ok(produce_download(response, registry, digest, writer, progress).await?)
+        Ok(produce_download(response, body_start, registry, digest, writer, progress).await?)
     }
 }
 
@@ -75,6 +80,7 @@ pub async fn copy_blob(
     source: &RegistryClient,
     descriptor: &Descriptor,
     chunk_size: u64,
+    uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
     let skipped = Sent {
@@ -105,73 +111,5 @@ pub async fn copy_blob(
         client: source,
         descriptor,
     };
-    stream_blob(dest, &producer, chunk_size, progress).await
-}
-
-/// Streams `producer` into `dest`. After a transient failure (a dropped connection, a 5xx, a
-/// token rejected mid-chunk) it asks the destination how far it got and goes on from there;
-/// the producer runs from byte 0 again so the digest covers every byte, but what the
-/// destination holds is not sent twice.
-pub async fn stream_blob<P: Producer>(
-    dest: &Destination,
-    producer: &P,
-    chunk_size: u64,
-    progress: &Progress,
-) -> Result<Sent, TransferError> {
-    let size = producer.size();
-    let mut pending = dest.start().await?;
-    let mut send_from = 0;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (writer, chunks) = ChunkWriter::resuming(size, chunk_size, send_from);
-        let (produced, received) = tokio::join!(
-            producer.produce(writer, progress),
-            dest.receive(&mut pending, chunks)
-        );
-        let failure = match (produced, received) {
-            (Ok(digest), Ok(())) => {
-                dest.commit(pending, &digest).await?;
-                return Ok(Sent {
-                    digest,
-                    size,
-                    sent: true,
-                });
-            }
-            // The producer failed on its own (unreadable file, corrupt source): final.
-            (Err(TransferError::Source(e)), _) if !matches!(e, SourceError::Abandoned) => {
-                return Err(e.into())
-            }
-            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(())) => e,
-            (Err(e), Ok(())) => return Err(e),
-        };
-        if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
-            return Err(failure.into());
-        }
-        // A rejected token is replaced at once; only a struggling registry is given time.
-        let pause = match &failure {
-            DestError::Registry(RegistryError::TokenRejectedMidUpload { .. }) => Duration::ZERO,
-            _ => Duration::from_secs(1 << attempt),
-        };
-        tracing::warn!(
-            "{failure}; trying again in {pause:?} (attempt {} of {BLOB_ATTEMPTS})",
-            attempt + 1
-        );
-        tokio::time::sleep(pause).await;
-        match dest.resume_offset(&mut pending).await? {
-            Some(offset) if offset <= size => {
-                tracing::info!(
-                    "the destination holds {offset} of {size} bytes: going on from there"
-                );
-                send_from = offset;
-            }
-            _ => {
-                tracing::warn!(
-                    "the destination no longer has this upload: sending the blob again from byte 0"
-                );
-                pending = dest.start().await?;
-                send_from = 0;
-            }
-        }
-    }
+    stream_blob(dest, &producer, chunk_size, uploads, progress).await
 }

@@ -2,17 +2,18 @@
 //! (`oci:DIR[:TAG]`). Both take blobs as chunk streams and commit them under their digest
 //! only once every byte has been hashed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::atomic_file::write_atomic;
-use crate::oci::{Descriptor, ImageIndex, ANNOTATION_REF_NAME, OCI_INDEX};
+use crate::oci::Descriptor;
 use crate::registry::{ConnectOptions, Reference, RegistryClient, RegistryError, UploadSession};
 
+use super::checkpoint::Checkpoint;
 use super::chunks::{body_of, Chunk};
+pub use super::oci_layout::OciLayout;
+use super::uploads::UploadKey;
 
 /// The DEST argument, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,10 +82,20 @@ pub enum Destination {
     Layout(OciLayout),
 }
 
-/// A blob whose bytes have all been received but which is not yet committed.
+/// A blob being received, not yet committed.
 pub enum Pending {
     Upload(UploadSession),
     File(tempfile::NamedTempFile),
+}
+
+impl Pending {
+    /// The registry's URL for this upload, where there is one.
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            Self::Upload(session) => Some(session.location.as_str()),
+            Self::File(_) => None,
+        }
+    }
 }
 
 impl Destination {
@@ -116,15 +127,44 @@ impl Destination {
         }
     }
 
-    /// Receives a blob's chunks into `pending` until the producer is done.
+    /// The uploads-log key of blob `blob` sent here; `None` for a layout on disk, whose
+    /// partial files are not kept.
+    pub fn upload_key(&self, blob: &str) -> Option<UploadKey> {
+        match self {
+            Self::Registry(client) => Some(UploadKey {
+                registry: client.reference().registry.clone(),
+                repository: client.reference().repository.clone(),
+                blob: blob.into(),
+            }),
+            Self::Layout(_) => None,
+        }
+    }
+
+    /// The upload an earlier run left at `location`; `None` if that is not a URL.
+    pub fn reopen(&self, location: &str) -> Option<Pending> {
+        match self {
+            Self::Registry(_) => Some(Pending::Upload(UploadSession {
+                location: location.parse().ok()?,
+                offset: 0,
+            })),
+            Self::Layout(_) => None,
+        }
+    }
+
+    /// Receives a blob's chunks into `pending` until the producer is done. `confirmed` hears
+    /// of each offset the destination is known to hold (with the hash up to it, and the
+    /// upload's location then): an upload can go on from any of them.
     pub async fn receive(
         &self,
         pending: &mut Pending,
         mut chunks: mpsc::Receiver<Chunk>,
+        confirmed: &mut (dyn FnMut(&Checkpoint, &str) + Send),
     ) -> Result<(), DestError> {
         match (self, pending) {
             (Self::Registry(client), Pending::Upload(session)) => {
                 while let Some(chunk) = chunks.recv().await {
+                    // The chunks before this one were all accepted: the upload holds its start.
+                    confirmed(&chunk.start, session.location.as_str());
                     let len = chunk.len;
                     client.upload_chunk(session, body_of(chunk), len).await?;
                 }
@@ -187,115 +227,6 @@ impl Destination {
                 layout.set_tag(tag, manifest)
             }
         }
-    }
-}
-
-/// An OCI image layout directory (image-spec `image-layout.md`).
-pub struct OciLayout {
-    dir: PathBuf,
-}
-
-impl OciLayout {
-    fn create(dir: &Path) -> Result<Self, DestError> {
-        let layout = Self { dir: dir.into() };
-        let blobs = dir.join("blobs/sha256");
-        crate::perms::create_shared_dir_all(&blobs).map_err(|source| DestError::Layout {
-            path: blobs,
-            source,
-        })?;
-        let marker = dir.join("oci-layout");
-        if !marker.is_file() {
-            layout.write_file(&marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
-        Ok(layout)
-    }
-
-    fn blob_path(&self, digest: &str) -> PathBuf {
-        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-        self.dir.join("blobs/sha256").join(hex)
-    }
-
-    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<(), DestError> {
-        write_atomic(path, bytes).map_err(|source| DestError::Layout {
-            path: path.into(),
-            source,
-        })
-    }
-
-    /// A temp file beside the blobs: renamed into place on commit, removed if anything fails,
-    /// so the layout never holds a partial blob.
-    fn start_file(&self) -> Result<tempfile::NamedTempFile, DestError> {
-        let dir = self.dir.join("blobs/sha256");
-        tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(&dir)
-            .map_err(|source| DestError::Layout { path: dir, source })
-    }
-
-    async fn write_chunks(
-        &self,
-        temp: &tempfile::NamedTempFile,
-        mut chunks: mpsc::Receiver<Chunk>,
-    ) -> Result<(), DestError> {
-        let error = |source| DestError::Layout {
-            path: temp.path().to_path_buf(),
-            source,
-        };
-        let mut file = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(error)?);
-        while let Some(mut chunk) = chunks.recv().await {
-            while let Some(piece) = chunk.pieces.recv().await {
-                file.write_all(&piece.map_err(error)?)
-                    .await
-                    .map_err(error)?;
-            }
-        }
-        file.flush().await.map_err(error)?;
-        file.sync_all().await.map_err(error)
-    }
-
-    fn commit(&self, temp: tempfile::NamedTempFile, digest: &str) -> Result<(), DestError> {
-        let path = self.blob_path(digest);
-        crate::perms::set_shared_file_mode(temp.as_file()).map_err(|source| DestError::Layout {
-            path: path.clone(),
-            source,
-        })?;
-        temp.persist(&path).map_err(|e| DestError::Layout {
-            path,
-            source: e.error,
-        })?;
-        Ok(())
-    }
-
-    /// Points `tag` at `manifest` in index.json, replacing what the tag named before.
-    fn set_tag(&self, tag: &str, manifest: &Descriptor) -> Result<(), DestError> {
-        let path = self.dir.join("index.json");
-        let layout_error = |source| DestError::Layout {
-            path: path.clone(),
-            source,
-        };
-        let mut index = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<ImageIndex>(&bytes).map_err(|e| {
-                layout_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ImageIndex {
-                schema_version: 2,
-                media_type: Some(OCI_INDEX.into()),
-                manifests: Vec::new(),
-                annotations: Default::default(),
-                extra: Default::default(),
-            },
-            Err(e) => return Err(layout_error(e)),
-        };
-        index
-            .manifests
-            .retain(|m| m.annotations.get(ANNOTATION_REF_NAME).map(String::as_str) != Some(tag));
-        let mut entry = manifest.clone();
-        entry
-            .annotations
-            .insert(ANNOTATION_REF_NAME.into(), tag.into());
-        index.manifests.push(entry);
-        let bytes = serde_json::to_vec(&index).expect("an index always serializes");
-        self.write_file(&path, &bytes)
     }
 }
 

@@ -42,18 +42,27 @@ pub enum SourceError {
     Abandoned,
 }
 
-/// Streams a blob download into `writer`, checking it against `expected`; returns the digest.
+/// Streams a blob download whose body starts at byte `body_start` of the blob into `writer`,
+/// checking it against `expected`; returns the digest. Bytes before the writer's position (a
+/// registry that ignored a range request sends them) are dropped, not hashed twice.
 pub async fn produce_download(
     response: reqwest::Response,
+    body_start: u64,
     registry: &str,
     expected: &str,
     mut writer: ChunkWriter,
     progress: &Progress,
 ) -> Result<String, SourceError> {
+    let mut skip = writer.position().saturating_sub(body_start);
     let mut body = response.bytes_stream();
     while let Some(piece) = body.next().await {
         match piece {
-            Ok(bytes) => {
+            Ok(mut bytes) => {
+                if skip > 0 {
+                    let dropped = skip.min(bytes.len() as u64);
+                    let _ = bytes.split_to(dropped as usize);
+                    skip -= dropped;
+                }
                 let sent = writer
                     .write(bytes)
                     .await

@@ -1,13 +1,19 @@
 //! Moving blobs (DESIGN.md section 6): a producer (model files, or another registry) fills a
 //! chunk stream that is hashed as it passes; a destination (a registry, or an OCI layout)
 //! receives it with bounded buffers and commits it only under the digest computed over every
-//! byte. build-push and mirror share all of it.
+//! byte. Uploads resume at the byte (issue #12). build-push and mirror share all of it.
 
+pub mod checkpoint;
 pub mod chunks;
 mod copy;
 pub mod destination;
 mod download;
+mod oci_layout;
+mod stream;
+pub mod uploads;
 
-pub use copy::{copy_blob, stream_blob, Producer, RemoteBlob, Sent, TransferError};
+pub use copy::{copy_blob, Producer, RemoteBlob, Sent, TransferError};
 pub use destination::{DestError, DestSpec, Destination, OciLayout};
 pub use download::{produce_download, SourceError};
+pub use stream::stream_blob;
+pub use uploads::UploadLog;

@@ -1,0 +1,214 @@
+//! Streaming one blob from its producer into a destination, resumable at the byte: each chunk
+//! the destination accepts is a point the upload can go on from (its offset, the sha256 state
+//! there, and the upload URL, also written to the uploads log). After a failure, in this run
+//! or a later one, the registry is asked how far it got; the producer starts again at the
+//! nearest such point at or before it (re-reading at most one chunk just to hash it) and only
+//! the bytes the registry lacks are sent. The digest is always over every byte; the registry
+//! checks it again on commit.
+
+use std::time::Duration;
+
+use super::checkpoint::Checkpoint;
+use super::chunks::ChunkWriter;
+use super::copy::{Producer, Sent, TransferError};
+use super::destination::{DestError, Destination, Pending};
+use super::download::SourceError;
+use super::uploads::{UploadKey, UploadLog, UploadRecord};
+use crate::progress::Progress;
+use crate::registry::RegistryError;
+
+const BLOB_ATTEMPTS: u32 = 4;
+
+/// Where an attempt starts: the upload, the hash state to produce from, and the first byte
+/// the destination lacks.
+struct StartPoint {
+    pending: Pending,
+    from: Checkpoint,
+    send_from: u64,
+}
+
+/// Streams `producer` into `dest`, going on from where an earlier attempt or run stopped.
+pub async fn stream_blob<P: Producer>(
+    dest: &Destination,
+    producer: &P,
+    chunk_size: u64,
+    uploads: &UploadLog,
+    progress: &Progress,
+) -> Result<Sent, TransferError> {
+    let size = producer.size();
+    let log = BlobLog::new(uploads, dest.upload_key(&producer.id()), size);
+    let mut start = open(dest, &log).await?;
+    progress.adjust_total(-(start.send_from as i64));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut latest = start.from.clone();
+        let (writer, chunks) =
+            ChunkWriter::resuming(size, chunk_size, start.from.clone(), start.send_from);
+        let mut confirmed = |at: &Checkpoint, location: &str| {
+            log.save(location, at);
+            latest = at.clone();
+        };
+        let (produced, received) = tokio::join!(
+            producer.produce(writer, progress),
+            dest.receive(&mut start.pending, chunks, &mut confirmed)
+        );
+        let failure = match (produced, received) {
+            (Ok(digest), Ok(())) => {
+                let committed = dest.commit(start.pending, &digest).await;
+                // A commit the registry refused (a digest it computed otherwise) ends the
+                // session as well: the next run starts the blob again.
+                if !committed.as_ref().is_err_and(DestError::is_retryable) {
+                    log.forget();
+                }
+                committed?;
+                return Ok(Sent {
+                    digest,
+                    size,
+                    sent: true,
+                });
+            }
+            // The producer failed on its own (unreadable file, corrupt source): final.
+            (Err(TransferError::Source(e)), _) if !matches!(e, SourceError::Abandoned) => {
+                return Err(e.into())
+            }
+            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(())) => e,
+            (Err(e), Ok(())) => return Err(e),
+        };
+        if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
+            return Err(failure.into());
+        }
+        // A rejected token is replaced at once; only a struggling registry is given time.
+        let pause = match &failure {
+            DestError::Registry(RegistryError::TokenRejectedMidUpload { .. }) => Duration::ZERO,
+            _ => Duration::from_secs(1 << attempt),
+        };
+        tracing::warn!(
+            "{failure}; trying again in {pause:?} (attempt {} of {BLOB_ATTEMPTS})",
+            attempt + 1
+        );
+        tokio::time::sleep(pause).await;
+        start = resume(dest, start.pending, latest, size, &log).await?;
+    }
+}
+
+/// The first attempt: an upload an earlier run left, if the registry still has it, else a
+/// new one.
+async fn open(dest: &Destination, log: &BlobLog<'_>) -> Result<StartPoint, DestError> {
+    if let Some(record) = log.find() {
+        if let Some(mut pending) = dest.reopen(&record.location) {
+            match dest.resume_offset(&mut pending).await {
+                Ok(Some(held)) if held <= log.size => {
+                    let from = record
+                        .checkpoint()
+                        .filter(|c| c.offset() <= held)
+                        .unwrap_or_else(Checkpoint::start);
+                    tracing::info!(
+                        "an earlier run left this upload with {held} of {} bytes at the registry: \
+                         going on from there (hashing from byte {})",
+                        log.size,
+                        from.offset()
+                    );
+                    return Ok(StartPoint {
+                        pending,
+                        from,
+                        send_from: held,
+                    });
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                _ => tracing::warn!(
+                    "the registry no longer has the upload an earlier run left ({}): sending this \
+                     blob from byte 0",
+                    record.location
+                ),
+            }
+        }
+        log.forget();
+    }
+    fresh(dest, log).await
+}
+
+/// After a failed attempt: go on from what the registry holds, or from byte 0 in a new upload
+/// if it forgot this one or holds what cannot be right.
+async fn resume(
+    dest: &Destination,
+    mut pending: Pending,
+    latest: Checkpoint,
+    size: u64,
+    log: &BlobLog<'_>,
+) -> Result<StartPoint, DestError> {
+    match dest.resume_offset(&mut pending).await? {
+        Some(held) if held <= size => {
+            // Normally `latest` (the last chunk boundary) is at or just before `held`; a
+            // registry that lost accepted bytes leaves only byte 0 to hash from.
+            let from = match latest.offset() <= held {
+                true => latest,
+                false => Checkpoint::start(),
+            };
+            tracing::info!(
+                "the destination holds {held} of {size} bytes: going on from there (hashing \
+                 from byte {})",
+                from.offset()
+            );
+            Ok(StartPoint {
+                pending,
+                from,
+                send_from: held,
+            })
+        }
+        _ => {
+            tracing::warn!(
+                "the destination no longer has this upload: sending the blob again from byte 0"
+            );
+            fresh(dest, log).await
+        }
+    }
+}
+
+async fn fresh(dest: &Destination, log: &BlobLog<'_>) -> Result<StartPoint, DestError> {
+    let pending = dest.start().await?;
+    if let Some(location) = pending.location() {
+        log.save(location, &Checkpoint::start());
+    }
+    Ok(StartPoint {
+        pending,
+        from: Checkpoint::start(),
+        send_from: 0,
+    })
+}
+
+/// One blob's entry in the uploads log (nothing for a destination that keeps no uploads).
+struct BlobLog<'a> {
+    uploads: &'a UploadLog,
+    key: Option<UploadKey>,
+    size: u64,
+}
+
+impl<'a> BlobLog<'a> {
+    fn new(uploads: &'a UploadLog, key: Option<UploadKey>, size: u64) -> Self {
+        Self { uploads, key, size }
+    }
+
+    fn find(&self) -> Option<UploadRecord> {
+        let record = self.uploads.find(self.key.as_ref()?)?;
+        (record.size == self.size).then_some(record)
+    }
+
+    fn save(&self, location: &str, at: &Checkpoint) {
+        if let Some(key) = &self.key {
+            self.uploads.save(UploadRecord {
+                key: key.clone(),
+                size: self.size,
+                location: location.into(),
+                offset: at.offset(),
+                sha256_state: at.encode_state(),
+            });
+        }
+    }
+
+    fn forget(&self) {
+        if let Some(key) = &self.key {
+            self.uploads.forget(key);
+        }
+    }
+}
