@@ -7,11 +7,15 @@ pub mod http_server;
 pub mod model;
 pub mod model_registry;
 pub mod oci_tools;
+pub mod proxy;
 pub mod registry;
+pub mod spec_registry;
 pub mod token_server;
 
 pub use model_registry::ModelRegistryServer;
+pub use proxy::CountingProxy;
 pub use registry::{Registry, RegistryAuth};
+pub use spec_registry::SpecRegistry;
 pub use token_server::TokenServer;
 
 use std::net::TcpListener;

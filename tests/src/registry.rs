@@ -88,17 +88,7 @@ impl Registry {
             config_yaml(dir.path(), port, &auth, token_server.as_ref()),
         )
         .expect("cannot write registry config");
-        let log =
-            fs::File::create(dir.path().join("registry.log")).expect("cannot create registry log");
-        let mut command = Command::new(bin);
-        command
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("cannot dup log"))
-            .stderr(log);
-        die_with_parent(&mut command);
-        let child = command.spawn().expect("cannot start docker-registry");
+        let child = spawn(&bin, dir.path());
         let registry = Self {
             child,
             dir,
@@ -108,6 +98,19 @@ impl Registry {
         };
         registry.wait_until_ready();
         registry
+    }
+
+    /// Stops the registry (SIGKILL, as when its pod dies). Its storage stays on disk.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, storage and secret: upload sessions survive, as they
+    /// do across restarts of a registry whose `http.secret` is set.
+    pub fn start_again(&mut self) {
+        self.child = spawn(&require_tool("docker-registry"), self.dir.path());
+        self.wait_until_ready();
     }
 
     /// `127.0.0.1:PORT`, as used in image references.
@@ -182,7 +185,7 @@ fn config_yaml(
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n",
+         http:\n  addr: 127.0.0.1:{port}\n  secret: modelcar-test-upload-state-key\n",
         storage.display()
     );
     match (auth, token_server) {
@@ -225,6 +228,24 @@ fn write_htpasswd(file: &Path, user: &str, password: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
     fs::write(file, out.stdout).expect("cannot write htpasswd file");
+}
+
+/// Runs `docker-registry serve` on the config in `dir`, appending to its log there.
+fn spawn(bin: &Path, dir: &Path) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .expect("cannot open registry log");
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("cannot dup log"))
+        .stderr(log);
+    die_with_parent(&mut command);
+    command.spawn().expect("cannot start docker-registry")
 }
 
 /// The registry gets SIGKILL when the thread that spawned it ends.

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use modelcar_testkit::base_image::push_busybox_base;
 use modelcar_testkit::model::{write_model, write_random};
@@ -13,47 +13,9 @@ use modelcar_testkit::oci_tools::{
 use modelcar_testkit::Registry;
 use serde_json::Value;
 
-const MIB: u64 = 1 << 20;
+mod common;
 
-/// build-push with its cache and env isolated in `home`.
-fn build_push(home: &Path, args: &[&str]) -> Output {
-    command(home, args).output().expect("run build-push")
-}
-
-fn command(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_build-push"));
-    cmd.args(args)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("HOME", home)
-        .env_remove("MODELCAR_WORKSPACE")
-        .env_remove("REGISTRY_AUTH_FILE");
-    cmd
-}
-
-/// Runs build-push with `--output json`; asserts success and returns the report.
-fn push_json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--output", "json", "--layer-threshold", "1MiB"];
-    all.extend_from_slice(args);
-    let out = build_push(home, &all);
-    assert!(
-        out.status.success(),
-        "build-push {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Asserts the run failed with `code` and said `needle` on stderr; returns stderr.
-fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(code), "{err}");
-    assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
-    err
-}
+use common::{assert_fails, build_push, command, push_json, stderr, MIB};
 
 /// Copies `image` to an OCI layout with skopeo, unpacks it with umoci, and compares /models.
 fn assert_image_holds(image: &str, model: &Path, work: &Path) -> std::path::PathBuf {

@@ -1,0 +1,118 @@
+//! A TCP proxy in front of a registry that counts the bytes on the wire each way, and can cap
+//! their rate: the way to show how much a rerun sent, or to make one blob's upload last
+//! longer than a token. Counts everything, headers included, so assertions need a little slack.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub struct CountingProxy {
+    port: u16,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    up: AtomicU64,
+    down: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl CountingProxy {
+    /// Forwards connections on a free localhost port to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> Self {
+        Self::start_throttled(upstream, None)
+    }
+
+    /// The same, with client-to-upstream bytes held to about `bytes_per_sec` per connection.
+    pub fn start_throttled(upstream: &str, bytes_per_sec: Option<u64>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let counters = Arc::new(Counters::default());
+        let (upstream, shared) = (upstream.to_string(), counters.clone());
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if shared.stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let (upstream, shared) = (upstream.clone(), shared.clone());
+                thread::spawn(move || serve(client, &upstream, shared, bytes_per_sec));
+            }
+        });
+        Self { port, counters }
+    }
+
+    /// `127.0.0.1:PORT`, to use in image references instead of the registry's own.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Bytes sent by clients towards the registry (requests and upload bodies).
+    pub fn bytes_up(&self) -> u64 {
+        self.counters.up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes sent by the registry back to clients.
+    pub fn bytes_down(&self) -> u64 {
+        self.counters.down.load(Ordering::SeqCst)
+    }
+
+    pub fn reset(&self) {
+        self.counters.up.store(0, Ordering::SeqCst);
+        self.counters.down.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.counters.stopped.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// One connection: a thread each way. A registry that is down closes the client's connection
+/// at once, as a refused connection would fail it.
+fn serve(client: TcpStream, upstream: &str, counters: Arc<Counters>, rate: Option<u64>) {
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (Ok(client_read), Ok(server_read)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let down = {
+        let counters = counters.clone();
+        thread::spawn(move || pump(server_read, client, &counters.down, None))
+    };
+    pump(client_read, server, &counters.up, rate);
+    let _ = down.join();
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, rate: Option<u64>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let started = Instant::now();
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, Ordering::SeqCst);
+        total += n as u64;
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(total as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                thread::sleep(wait);
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
