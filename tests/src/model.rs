@@ -55,3 +55,15 @@ pub fn write_model(dir: &Path, shards: u32, shard_bytes: u64) {
     )
     .expect("symlink");
 }
+
+/// A model of one generated weights file of `len` bytes and a small config, written only if
+/// `dir` does not hold it already (big ones are kept between test runs, in cargo's temp dir).
+pub fn one_file_model(dir: &Path, len: u64) {
+    let weights = dir.join("model.safetensors");
+    if fs::metadata(&weights).map(|m| m.len()).ok() == Some(len) {
+        return;
+    }
+    fs::create_dir_all(dir).expect("mkdir");
+    write_random(&weights, len, 7);
+    fs::write(dir.join("config.json"), br#"{"architectures":["X"]}"#).expect("write");
+}

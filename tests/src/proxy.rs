@@ -61,6 +61,32 @@ impl CountingProxy {
         self.counters.down.load(Ordering::SeqCst)
     }
 
+    /// Waits until at least `bytes` went towards the registry, while `child` runs.
+    pub fn wait_for_bytes_up(&self, bytes: u64, child: &mut std::process::Child) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while self.bytes_up() < bytes {
+            let ended = child.try_wait().expect("child status");
+            assert!(
+                ended.is_none(),
+                "the child ended before {bytes} bytes were sent"
+            );
+            assert!(Instant::now() < deadline, "no progress through the proxy");
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The count towards the registry once what a killed client left in socket buffers has
+    /// drained through.
+    pub fn settled_bytes_up(&self) -> u64 {
+        loop {
+            let seen = self.bytes_up();
+            thread::sleep(Duration::from_millis(300));
+            if self.bytes_up() == seen {
+                return seen;
+            }
+        }
+    }
+
     pub fn reset(&self) {
         self.counters.up.store(0, Ordering::SeqCst);
         self.counters.down.store(0, Ordering::SeqCst);

@@ -11,10 +11,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{command, push_json, MIB};
-use modelcar_testkit::model::write_random;
+use modelcar_testkit::model::one_file_model;
 use modelcar_testkit::oci_tools::skopeo_inspect;
 use modelcar_testkit::{CountingProxy, Registry, SpecRegistry};
 use serde_json::Value;
@@ -33,12 +33,7 @@ fn big_model() -> (&'static Path, &'static str) {
     let (dir, digest) = MODEL.get_or_init(|| {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("resume");
         let dir = root.join("model");
-        let weights = dir.join("model.safetensors");
-        if std::fs::metadata(&weights).map(|m| m.len()).ok() != Some(LAYER) {
-            std::fs::create_dir_all(&dir).unwrap();
-            write_random(&weights, LAYER, 7);
-            std::fs::write(dir.join("config.json"), br#"{"architectures":["X"]}"#).unwrap();
-        }
+        one_file_model(&dir, LAYER);
         let layout = root.join("layout");
         let _ = std::fs::remove_dir_all(&layout);
         let report = push_json(
@@ -63,30 +58,6 @@ fn spawn(home: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start build-push")
-}
-
-/// Waits until at least `bytes` went through `proxy` towards the registry.
-fn wait_for_bytes(proxy: &CountingProxy, bytes: u64, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while proxy.bytes_up() < bytes {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "build-push ended before {bytes} bytes were sent"
-        );
-        assert!(Instant::now() < deadline, "the push made no progress");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The byte count once what the killed process left in socket buffers has drained through.
-fn settled(proxy: &CountingProxy) -> u64 {
-    loop {
-        let seen = proxy.bytes_up();
-        std::thread::sleep(Duration::from_millis(300));
-        if proxy.bytes_up() == seen {
-            return seen;
-        }
-    }
 }
 
 fn uploads_in(ws: &Path) -> Vec<Value> {
@@ -131,10 +102,10 @@ fn kill_at_60_percent_and_rerun(registry: &str) -> Outcome {
     let args = push_args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
 
     let mut child = spawn(tmp.path(), &args);
-    wait_for_bytes(&proxy, LAYER * 6 / 10, &mut child);
+    proxy.wait_for_bytes_up(LAYER * 6 / 10, &mut child);
     child.kill().unwrap(); // SIGKILL: no chance to clean up or to save anything more
     child.wait().unwrap();
-    let before = settled(&proxy);
+    let before = proxy.settled_bytes_up();
     let open = uploads_in(&ws);
     assert_eq!(
         open.len(),
@@ -173,7 +144,7 @@ fn restart_registry_at_half(registry: &str, restart: impl FnOnce()) -> Outcome {
         tmp.path(),
         &push_args(model.to_str().unwrap(), &image, ws.to_str().unwrap()),
     );
-    wait_for_bytes(&proxy, LAYER / 2, &mut child);
+    proxy.wait_for_bytes_up(LAYER / 2, &mut child);
     restart();
     let before = proxy.bytes_up();
     let out = child.wait_with_output().unwrap();
@@ -278,4 +249,40 @@ fn distribution_2_8_restarted_mid_blob_gets_the_blob_again() {
         outcome.log
     );
     assert_eq!(outcome.digest, big_model().1);
+}
+
+/// One blob whose upload outlasts several short-lived bearer tokens (the proxy holds it to
+/// 200 MiB/s, so the 1 GiB layer takes over 5 s against 2 s tokens): a new token is fetched
+/// between chunks, and no chunk request outlives its token by much.
+#[test]
+fn one_blob_upload_outlasts_several_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, expected) = big_model();
+    let ttl = 2;
+    let registry = Registry::start_with_token("robot", "t0ken", ttl);
+    let proxy = CountingProxy::start_throttled(&registry.host(), Some(200 * MIB));
+    let image = format!("{}/org/tokens:v1", proxy.host());
+    let started = std::time::Instant::now();
+    let report = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--creds",
+            "robot:t0ken",
+            "--chunk-size",
+            "32MiB",
+        ],
+    );
+    let elapsed = started.elapsed().as_secs_f64();
+    let tokens = registry.token_server().unwrap().tokens_issued();
+    eprintln!("one blob, {ttl}s tokens: the upload took {elapsed:.1}s; {tokens} tokens issued");
+    assert!(
+        elapsed > 2.0 * ttl as f64,
+        "the upload ({elapsed:.1}s) must outlast two tokens for this test to mean anything"
+    );
+    assert!(tokens >= 3, "{tokens} tokens for a {elapsed:.1}s upload");
+    assert_eq!(report["digest"], expected);
 }
