@@ -9,6 +9,8 @@
 #                    for its peak RSS
 #   scripts/bench.sh mirror [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: mirror vs skopeo
 #                    copy (as users run it, and with --preserve-digests), registry to registry
+#   scripts/bench.sh chunks [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: build-push with
+#                    --chunk-size 16MiB, 64MiB, 256MiB and 0 (one request per blob)
 #   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -242,9 +244,39 @@ bench_mirror() {
   echo "ratio: mirror is $(echo "scale=2; $m_default / $m_ours" | bc)x faster than skopeo copy (which also changes the digests by gzipping), $(echo "scale=2; $m_preserve / $m_ours" | bc)x faster than skopeo copy --preserve-digests; mirror peak RSS at most $ours_rss MB"
 }
 
+# The upload chunk size against push speed: each size is a resume point per chunk (and a
+# request, a Location and an uploads-log write), 0 is one streamed request per blob.
+bench_chunks() {
+  local mb=${1:-768} shards=${2:-4} model=$work/model runs=${RUNS:-3} i size
+  local sizes=(16MiB 64MiB 256MiB 0)
+  echo "== build-push --chunk-size: $shards x $mb MiB shards, no base, registry on tmpfs, page cache"
+  echo "   dropped before each run, $runs interleaved runs per size (0: one request per blob)"
+  make_model "$model" "$mb" "$shards"
+  declare -A walls=()
+  for i in $(seq "$runs"); do
+    for size in "${sizes[@]}"; do
+      start_registry "chunks-$size-$i"
+      run "build-push --chunk-size $size (run $i)" target/release/build-push "$model" \
+        "$registry/bench/model:1" --base scratch --no-cache --chunk-size "$size"
+      walls[$size]="${walls[$size]:-} $wall"
+      stop_registry
+    done
+  done
+  local model_mb
+  model_mb=$(du -sm "$model" | cut -f1)
+  printf "%-14s %10s %12s\n" "chunk size" "median s" "MB/s"
+  for size in "${sizes[@]}"; do
+    # shellcheck disable=SC2086
+    local m
+    m=$(median ${walls[$size]})
+    printf "%-14s %10.2f %12.0f\n" "$size" "$m" "$(echo "$model_mb / $m" | bc -l)"
+  done
+}
+
 case "$what" in
   build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
   mirror) bench_mirror "${2:-768}" "${3:-4}" ;;
+  chunks) bench_chunks "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, fix-perms)" >&2; exit 2 ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fix-perms)" >&2; exit 2 ;;
 esac

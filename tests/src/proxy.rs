@@ -19,6 +19,24 @@ struct Counters {
     up: AtomicU64,
     down: AtomicU64,
     stopped: AtomicBool,
+    /// When the capped link is next free: each write books its share of time after it.
+    link_free_at: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Counters {
+    /// Waits until `bytes` may pass at `rate` bytes/s, all connections sharing the rate.
+    fn pace(&self, bytes: u64, rate: u64) {
+        let until = {
+            let mut free_at = self.link_free_at.lock().unwrap();
+            let start = free_at.map_or(Instant::now(), |t| t.max(Instant::now()));
+            let until = start + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            *free_at = Some(until);
+            until
+        };
+        if let Some(wait) = until.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
 }
 
 impl CountingProxy {
@@ -27,7 +45,8 @@ impl CountingProxy {
         Self::start_throttled(upstream, None)
     }
 
-    /// The same, with client-to-upstream bytes held to about `bytes_per_sec` per connection.
+    /// The same, with client-to-upstream bytes held to about `bytes_per_sec` over all
+    /// connections together.
     pub fn start_throttled(upstream: &str, bytes_per_sec: Option<u64>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
@@ -112,16 +131,15 @@ fn serve(client: TcpStream, upstream: &str, counters: Arc<Counters>, rate: Optio
     };
     let down = {
         let counters = counters.clone();
-        thread::spawn(move || pump(server_read, client, &counters.down, None))
+        thread::spawn(move || pump(server_read, client, &counters, false, None))
     };
-    pump(client_read, server, &counters.up, rate);
+    pump(client_read, server, &counters, true, rate);
     let _ = down.join();
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, rate: Option<u64>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, counters: &Counters, up: bool, rate: Option<u64>) {
+    let count = if up { &counters.up } else { &counters.down };
     let mut buf = vec![0u8; 64 * 1024];
-    let started = Instant::now();
-    let mut total = 0u64;
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -131,12 +149,8 @@ fn pump(mut from: TcpStream, mut to: TcpStream, count: &AtomicU64, rate: Option<
             break;
         }
         count.fetch_add(n as u64, Ordering::SeqCst);
-        total += n as u64;
         if let Some(rate) = rate {
-            let due = Duration::from_secs_f64(total as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                thread::sleep(wait);
-            }
+            counters.pace(n as u64, rate);
         }
     }
     let _ = to.shutdown(Shutdown::Write);

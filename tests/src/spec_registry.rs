@@ -25,6 +25,16 @@ pub struct SpecRegistry {
     port: u16,
     dir: TempDir,
     running: Option<Running>,
+    settings: Arc<Settings>,
+}
+
+/// What a registry announces, and what it saw.
+#[derive(Default)]
+struct Settings {
+    /// Sent as `OCI-Chunk-Min-Length` when a session opens.
+    min_chunk: Option<u64>,
+    /// The body length of every PATCH, in arrival order.
+    patches: Mutex<Vec<u64>>,
 }
 
 struct Running {
@@ -35,17 +45,36 @@ struct Running {
 
 impl SpecRegistry {
     pub fn start() -> Self {
+        Self::start_with(Settings::default())
+    }
+
+    /// One that asks for chunks of at least `bytes` (`OCI-Chunk-Min-Length`).
+    pub fn start_with_min_chunk(bytes: u64) -> Self {
+        Self::start_with(Settings {
+            min_chunk: Some(bytes),
+            ..Settings::default()
+        })
+    }
+
+    /// The body length of every PATCH received so far.
+    pub fn patch_sizes(&self) -> Vec<u64> {
+        self.settings.patches.lock().unwrap().clone()
+    }
+
+    fn start_with(settings: Settings) -> Self {
+        let settings = Arc::new(settings);
         let dir = tempfile::Builder::new()
             .prefix("modelcar-spec-registry-")
             .tempdir()
             .expect("cannot make the spec registry's storage dir");
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the spec registry");
         let port = listener.local_addr().expect("address").port();
-        let running = serve(listener, dir.path().to_path_buf());
+        let running = serve(listener, dir.path().to_path_buf(), settings.clone());
         Self {
             port,
             dir,
             running: Some(running),
+            settings,
         }
     }
 
@@ -68,7 +97,8 @@ impl SpecRegistry {
     /// Serves again on the same port and storage.
     pub fn start_again(&mut self) {
         let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("rebind the port");
-        self.running = Some(serve(listener, self.dir.path().to_path_buf()));
+        let root = self.dir.path().to_path_buf();
+        self.running = Some(serve(listener, root, self.settings.clone()));
     }
 }
 
@@ -78,7 +108,7 @@ impl Drop for SpecRegistry {
     }
 }
 
-fn serve(listener: TcpListener, root: PathBuf) -> Running {
+fn serve(listener: TcpListener, root: PathBuf, settings: Arc<Settings>) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let connections = Arc::new(Mutex::new(Vec::new()));
     let uuids = Arc::new(AtomicU64::new(0));
@@ -93,9 +123,13 @@ fn serve(listener: TcpListener, root: PathBuf) -> Running {
                 if let Ok(clone) = stream.try_clone() {
                     connections.lock().unwrap().push(clone);
                 }
-                let (root, uuids) = (root.clone(), uuids.clone());
+                let store = Store {
+                    root: root.clone(),
+                    uuids: uuids.clone(),
+                    settings: settings.clone(),
+                };
                 thread::spawn(move || {
-                    let _ = connection(stream, &Store { root, uuids });
+                    let _ = connection(stream, &store);
                 });
             }
         })
@@ -139,6 +173,7 @@ fn connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
 struct Store {
     root: PathBuf,
     uuids: Arc<AtomicU64>,
+    settings: Arc<Settings>,
 }
 
 impl Store {
@@ -193,7 +228,16 @@ impl Store {
         let path = self.upload(&uuid);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, b"").unwrap();
-        upload_reply(202, name, &uuid, 0)
+        let reply = upload_reply(202, name, &uuid, 0);
+        match self.settings.min_chunk {
+            // The header goes in before the blank line that ends the head.
+            Some(min) => reply.replacen(
+                "\r\n\r\n",
+                &format!("\r\nOCI-Chunk-Min-Length: {min}\r\n\r\n"),
+                1,
+            ),
+            None => reply,
+        }
     }
 
     /// Appends the body as it arrives: a body cut short leaves what came, as in distribution.
@@ -211,13 +255,17 @@ impl Store {
         }
         let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut received = 0;
         loop {
             match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => file.write_all(&buf[..n]).unwrap(),
-                Err(_) => break,
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    file.write_all(&buf[..n]).unwrap();
+                    received += n as u64;
+                }
             }
         }
+        self.settings.patches.lock().unwrap().push(received);
         let held = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         upload_reply(202, name, uuid, held)
     }

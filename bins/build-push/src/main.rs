@@ -73,7 +73,13 @@ struct Args {
     #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
     layer_threshold: u64,
 
-    /// Bytes per upload request (PATCH); 0 sends each blob in one streamed request.
+    /// Bytes per upload request (PATCH). Each accepted chunk is a point an interrupted upload
+    /// resumes from (the offset and sha256 state are kept in <ws>/.modelcar/uploads.json, or
+    /// ~/.cache/modelcar/uploads.json), so a smaller chunk loses less to an interruption and
+    /// costs one more request per chunk. 0 sends each blob in one streamed request, for a
+    /// registry that mishandles chunks; Amazon ECR and distribution on S3 storage refuse
+    /// chunks under 5 MiB (S3's multipart minimum), and distribution before 3.0 drops an upload
+    /// whose chunk was cut off mid-request (the blob then starts again from byte 0).
     #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, default_value = "64MiB")]
     chunk_size: u64,
 
@@ -112,7 +118,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_INSECURE")]
     insecure: bool,
 
-    /// Workspace (PVC) whose metadata file records the pushed image and holds the digest cache.
+    /// Workspace (PVC) whose metadata file records the pushed image, and which holds the digest
+    /// cache and the log of open uploads (so that a rerun resumes them at the byte).
     #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
     workspace: Option<PathBuf>,
 

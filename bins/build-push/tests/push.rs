@@ -10,7 +10,7 @@ use modelcar_testkit::model::{write_model, write_random};
 use modelcar_testkit::oci_tools::{
     assert_same_tree, skopeo_copy, skopeo_inspect, skopeo_raw_manifest, umoci_unpack,
 };
-use modelcar_testkit::Registry;
+use modelcar_testkit::{CountingProxy, Registry};
 use serde_json::Value;
 
 mod common;
@@ -249,7 +249,9 @@ fn bearer_token_push_outlasts_several_tokens() {
     write_model(&model, 6, 32 * MIB);
     let ttl = 2;
     let registry = Registry::start_with_token("robot", "t0ken", ttl);
-    let image = format!("{}/org/tokens:v1", registry.host());
+    // Held to 40 MiB/s, the push lasts longer than a token, however fast this machine is.
+    let proxy = CountingProxy::start_throttled(&registry.host(), Some(40 * MIB));
+    let image = format!("{}/org/tokens:v1", proxy.host());
     let started = std::time::Instant::now();
     let report = push_json(
         tmp.path(),
@@ -601,7 +603,9 @@ fn a_token_revoked_mid_push_is_replaced_and_the_push_goes_on() {
     let ttl = 2;
     let registry = Registry::start_with_token("robot", "t0ken", ttl);
     registry.token_server().unwrap().advertise_expires_in(3600);
-    let image = format!("{}/org/revoked:v1", registry.host());
+    // Held to 40 MiB/s, the push lasts longer than a token, however fast this machine is.
+    let proxy = CountingProxy::start_throttled(&registry.host(), Some(40 * MIB));
+    let image = format!("{}/org/revoked:v1", proxy.host());
     let started = std::time::Instant::now();
     let out = build_push(
         tmp.path(),

@@ -286,3 +286,32 @@ fn one_blob_upload_outlasts_several_tokens() {
     assert!(tokens >= 3, "{tokens} tokens for a {elapsed:.1}s upload");
     assert_eq!(report["digest"], expected);
 }
+
+/// A registry that asks for chunks of at least 8 MiB (`OCI-Chunk-Min-Length`) gets them even
+/// when `--chunk-size` is smaller; only a blob's last chunk is shorter.
+#[test]
+fn chunks_are_at_least_what_the_registry_asks_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    one_file_model(&model, 20 * MIB);
+    let registry = SpecRegistry::start_with_min_chunk(8 * MIB);
+    let image = format!("{}/org/small:v1", registry.host());
+    push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &image,
+            "--base",
+            "scratch",
+            "--chunk-size",
+            "1MiB",
+        ],
+    );
+    let sizes = registry.patch_sizes();
+    assert!(sizes.contains(&(8 * MIB)), "{sizes:?}");
+    let blob_ends = sizes.iter().filter(|&&s| s < 8 * MIB).count();
+    assert_eq!(
+        blob_ends, 2,
+        "one short last chunk per blob (2 layers): {sizes:?}"
+    );
+}

@@ -39,7 +39,13 @@ struct Args {
     #[arg(long, env = "MODELCAR_JOBS")]
     jobs: Option<NonZeroUsize>,
 
-    /// Bytes per upload request; 0 sends each blob in one streamed request.
+    /// Bytes per upload request (PATCH). Each accepted chunk is a point an interrupted upload
+    /// resumes from (the offset and sha256 state are kept in <ws>/.modelcar/uploads.json, or
+    /// ~/.cache/modelcar/uploads.json), so a smaller chunk loses less to an interruption and
+    /// costs one more request per chunk. 0 sends each blob in one streamed request, for a
+    /// registry that mishandles chunks; Amazon ECR and distribution on S3 storage refuse
+    /// chunks under 5 MiB (S3's multipart minimum), and distribution before 3.0 drops an upload
+    /// whose chunk was cut off mid-request (the blob then starts again from byte 0).
     #[arg(long, env = "MODELCAR_CHUNK_SIZE", default_value_t = 64 << 20)]
     chunk_size: u64,
 
@@ -95,7 +101,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
     retries: u32,
 
-    /// Workspace (PVC): its metadata file gets each destination in `mirrors`.
+    /// Workspace (PVC): its metadata file gets each destination in `mirrors`, and open uploads
+    /// are logged in its .modelcar/uploads.json so a rerun resumes them at the byte.
     #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
     workspace: Option<PathBuf>,
 

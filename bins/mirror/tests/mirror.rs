@@ -10,7 +10,7 @@ use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
 use modelcar_shared::transfer::DestSpec;
 use modelcar_testkit::model::write_model;
 use modelcar_testkit::oci_tools::{skopeo_inspect, skopeo_raw_manifest};
-use modelcar_testkit::Registry;
+use modelcar_testkit::{CountingProxy, Registry};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -257,11 +257,13 @@ async fn a_copy_outlasts_several_short_lived_tokens() {
     let a = Registry::start();
     let ttl = 2;
     let b = Registry::start_with_token("robot", "t0ken", ttl);
+    // Held to 40 MiB/s, the copy lasts longer than a token, however fast this machine is.
+    let proxy = CountingProxy::start_throttled(&b.host(), Some(40 * MIB));
     let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
     let started = std::time::Instant::now();
     let report = mirror_json(&[
         &format!("{}/org/model:v1", a.host()),
-        &format!("{}/org/model:v1", b.host()),
+        &format!("{}/org/model:v1", proxy.host()),
         "--dest-creds",
         "robot:t0ken",
         "--chunk-size",
@@ -356,6 +358,8 @@ async fn a_token_file_rotated_mid_copy_is_read_again() {
         "token-1",
         ttl,
     );
+    // Held to 40 MiB/s, the copy lasts longer than a token, however fast this machine is.
+    let proxy = CountingProxy::start_throttled(&b.host(), Some(40 * MIB));
     let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
     let token_file = tmp.path().join("token");
     std::fs::write(&token_file, "token-1\n").unwrap();
@@ -364,7 +368,7 @@ async fn a_token_file_rotated_mid_copy_is_read_again() {
     let child = Command::new(env!("CARGO_BIN_EXE_mirror"))
         .args([
             &format!("{}/org/model:v1", a.host()),
-            &format!("{}/org/model:v1", b.host()),
+            &format!("{}/org/model:v1", proxy.host()),
         ])
         .args([
             "--output",

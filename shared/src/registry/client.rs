@@ -52,6 +52,9 @@ impl Default for ConnectOptions {
 pub struct UploadSession {
     pub location: Url,
     pub offset: u64,
+    /// The smallest chunk (but the last) the registry takes, from `OCI-Chunk-Min-Length`
+    /// (distribution spec 1.1); 0 when it did not say.
+    pub min_chunk: u64,
 }
 
 /// A manifest as the registry stored it: its exact bytes are what the digest is over.
@@ -232,7 +235,9 @@ impl RegistryClient {
             .map_err(|source| self.unreachable(&action, source))?;
         match resp.status() {
             StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
+                let min_chunk = session.min_chunk;
                 *session = self.session_from(&action, &resp, end + 1)?;
+                session.min_chunk = session.min_chunk.max(min_chunk);
                 Ok(())
             }
             StatusCode::UNAUTHORIZED => {
@@ -271,12 +276,15 @@ impl RegistryClient {
                     Some(end) if end > 0 => end + 1,
                     _ => 0,
                 };
+                let min_chunk = session.min_chunk;
                 *session = self
                     .session_from(action, &resp, offset)
                     .unwrap_or(UploadSession {
                         location: session.location.clone(),
                         offset,
+                        min_chunk,
                     });
+                session.min_chunk = session.min_chunk.max(min_chunk);
                 Ok(Some(offset))
             }
             // 404 is the spec's answer for an unknown session; some registries refuse a stale
@@ -503,7 +511,14 @@ impl RegistryClient {
                     action: action.into(),
                     detail: format!("bad upload Location {location:?}: {e}"),
                 })?;
-        Ok(UploadSession { location, offset })
+        let min_chunk = header_str(resp.headers(), "OCI-Chunk-Min-Length")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(UploadSession {
+            location,
+            offset,
+            min_chunk,
+        })
     }
 
     fn unreachable(&self, action: &str, source: reqwest::Error) -> RegistryError {

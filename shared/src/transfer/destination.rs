@@ -89,6 +89,14 @@ pub enum Pending {
 }
 
 impl Pending {
+    /// The smallest chunk the destination takes (0: any).
+    pub fn min_chunk(&self) -> u64 {
+        match self {
+            Self::Upload(session) => session.min_chunk,
+            Self::File(_) => 0,
+        }
+    }
+
     /// The registry's URL for this upload, where there is one.
     pub fn location(&self) -> Option<&str> {
         match self {
@@ -146,6 +154,7 @@ impl Destination {
             Self::Registry(_) => Some(Pending::Upload(UploadSession {
                 location: location.parse().ok()?,
                 offset: 0,
+                min_chunk: 0,
             })),
             Self::Layout(_) => None,
         }

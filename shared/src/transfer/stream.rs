@@ -43,8 +43,9 @@ pub async fn stream_blob<P: Producer>(
     loop {
         attempt += 1;
         let mut latest = start.from.clone();
+        let chunk = chunk_size.max(start.pending.min_chunk());
         let (writer, chunks) =
-            ChunkWriter::resuming(size, chunk_size, start.from.clone(), start.send_from);
+            ChunkWriter::resuming(size, chunk, start.from.clone(), start.send_from);
         let mut confirmed = |at: &Checkpoint, location: &str| {
             log.save(location, at);
             latest = at.clone();
