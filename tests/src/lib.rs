@@ -20,6 +20,37 @@ pub use token_server::TokenServer;
 
 use std::net::TcpListener;
 
+/// A registry a test can stop (as if killed) and start again on the same port and storage.
+pub trait Restartable {
+    fn host(&self) -> String;
+    fn stop(&mut self);
+    fn start_again(&mut self);
+}
+
+impl Restartable for Registry {
+    fn host(&self) -> String {
+        Registry::host(self)
+    }
+    fn stop(&mut self) {
+        Registry::stop(self)
+    }
+    fn start_again(&mut self) {
+        Registry::start_again(self)
+    }
+}
+
+impl Restartable for SpecRegistry {
+    fn host(&self) -> String {
+        SpecRegistry::host(self)
+    }
+    fn stop(&mut self) {
+        SpecRegistry::stop(self)
+    }
+    fn start_again(&mut self) {
+        SpecRegistry::start_again(self)
+    }
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{command, push_json, MIB};
 use modelcar_testkit::model::one_file_model;
 use modelcar_testkit::oci_tools::skopeo_inspect;
-use modelcar_testkit::{CountingProxy, Registry, SpecRegistry};
+use modelcar_testkit::{CountingProxy, Registry, Restartable, SpecRegistry};
 use serde_json::Value;
 
 const LAYER: u64 = 1 << 30;
@@ -131,12 +131,12 @@ fn kill_at_60_percent_and_rerun(registry: &str) -> Outcome {
     }
 }
 
-/// Pushes through a counting proxy to a registry that `restart` stops and starts again once
-/// half the layer went out; the same process goes on.
-fn restart_registry_at_half(registry: &str, restart: impl FnOnce()) -> Outcome {
+/// Pushes through a counting proxy to `registry`, which is stopped for a second once half the
+/// layer went out and started again; the same process goes on.
+fn restart_registry_at_half(mut registry: impl Restartable) -> Outcome {
     let tmp = tempfile::tempdir().unwrap();
     let (model, _) = big_model();
-    let proxy = CountingProxy::start(registry);
+    let proxy = CountingProxy::start(&registry.host());
     let image = format!("{}/org/big:v1", proxy.host());
     let ws = tmp.path().join("ws");
     std::fs::create_dir_all(&ws).unwrap();
@@ -145,7 +145,9 @@ fn restart_registry_at_half(registry: &str, restart: impl FnOnce()) -> Outcome {
         &push_args(model.to_str().unwrap(), &image, ws.to_str().unwrap()),
     );
     proxy.wait_for_bytes_up(LAYER / 2, &mut child);
-    restart();
+    registry.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    registry.start_again();
     let before = proxy.bytes_up();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -184,14 +186,7 @@ fn a_push_killed_at_60_percent_sends_only_the_rest_on_rerun() {
 
 #[test]
 fn a_registry_restarted_mid_blob_is_resumed_not_restarted() {
-    let registry = std::sync::Mutex::new(SpecRegistry::start());
-    let host = registry.lock().unwrap().host();
-    let outcome = restart_registry_at_half(&host, || {
-        let mut registry = registry.lock().unwrap();
-        registry.stop();
-        std::thread::sleep(Duration::from_secs(1));
-        registry.start_again();
-    });
+    let outcome = restart_registry_at_half(SpecRegistry::start());
     eprintln!(
         "resume after a registry restart: {} MiB had gone out; {} MiB more after the restart",
         outcome.before / MIB,
@@ -235,14 +230,7 @@ fn distribution_2_8_cancels_a_cut_upload_and_the_rerun_starts_it_again() {
 
 #[test]
 fn distribution_2_8_restarted_mid_blob_gets_the_blob_again() {
-    let registry = std::sync::Mutex::new(Registry::start());
-    let host = registry.lock().unwrap().host();
-    let outcome = restart_registry_at_half(&host, || {
-        let mut registry = registry.lock().unwrap();
-        registry.stop();
-        std::thread::sleep(Duration::from_secs(1));
-        registry.start_again();
-    });
+    let outcome = restart_registry_at_half(Registry::start());
     assert!(
         outcome.log.contains("no longer has this upload"),
         "{}",
