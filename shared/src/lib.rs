@@ -6,6 +6,7 @@ pub mod atomic_file;
 pub mod cli;
 pub mod digest;
 pub mod http;
+pub mod hub;
 pub mod layout;
 pub mod metadata;
 pub mod oci;
