@@ -9,10 +9,15 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// `sha256:<hex>` from a finished hash.
 pub fn format_digest(hash: &[u8]) -> String {
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
+    format!("sha256:{}", hex(hash))
+}
+
+/// Lower-case hex, as the Hub and git write hashes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
     out
 }

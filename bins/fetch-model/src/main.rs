@@ -1,0 +1,185 @@
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use fetch_model::{Options, Target};
+use modelcar_shared::cli::{block_on_until_signal, exit_code, parse_size, CommonArgs, UsageError};
+use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
+use modelcar_shared::Workspace;
+
+/// Download a Hugging Face model into the PVC: pinned, verified, resumable.
+///
+/// The revision is resolved to its commit sha first and every file is taken from that commit.
+/// By default the files vLLM serves are taken and second copies of the weights skipped
+/// (`consolidated*.safetensors`, `original/`, PyTorch `.bin`/`.pth` beside safetensors); each
+/// skipped file is named with the reason. Downloads resume with HTTP Range from what an earlier
+/// run left; every file is checked against the Hub's sha256 (LFS) or git blob id before it is
+/// put in place, and a file that fails is fetched again, never kept. Files land group-writable
+/// so the next task, under another UID, can read them.
+#[derive(Debug, Parser)]
+#[command(name = "fetch-model", version)]
+struct Args {
+    /// The model repo: ORG/NAME.
+    #[arg(value_name = "REPO_ID", env = "MODELCAR_HF_REPO")]
+    repo: String,
+
+    /// Branch, tag or commit sha; what is recorded is the commit sha it names now.
+    #[arg(long, env = "MODELCAR_HF_REVISION", default_value = "main")]
+    revision: String,
+
+    /// Take only files matching these globs (`*` also crosses `/`); repeatable.
+    #[arg(
+        long,
+        env = "MODELCAR_INCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    include: Vec<String>,
+
+    /// Leave out files matching these globs; repeatable.
+    #[arg(
+        long,
+        env = "MODELCAR_EXCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    exclude: Vec<String>,
+
+    /// Take every format of the weights, not only the HF safetensors shards.
+    #[arg(long, env = "MODELCAR_ALL_FORMATS")]
+    all_formats: bool,
+
+    /// Workspace (PVC): the model goes to <ws>/models/<name>/ and is recorded in the metadata
+    /// file (hf_repo, hf_revision, model_dir, files with size and sha256).
+    #[arg(
+        long,
+        env = "MODELCAR_WORKSPACE",
+        value_name = "WS",
+        required_unless_present = "dest"
+    )]
+    workspace: Option<PathBuf>,
+
+    /// The directory name under <ws>/models/ (default: the repo's NAME).
+    #[arg(long, env = "MODELCAR_MODEL_NAME", requires = "workspace")]
+    name: Option<String>,
+
+    /// Download into DIR instead of a workspace (nothing is recorded).
+    #[arg(
+        long,
+        env = "MODELCAR_DEST",
+        value_name = "DIR",
+        conflicts_with = "workspace"
+    )]
+    dest: Option<PathBuf>,
+
+    /// A file holding the Hub token (read instead of HF_TOKEN).
+    #[arg(long, env = "MODELCAR_HF_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+
+    /// The Hub, or a mirror of it for air-gapped clusters.
+    #[arg(long, env = "HF_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    endpoint: String,
+
+    /// Files downloaded at once.
+    #[arg(long, env = "MODELCAR_JOBS", default_value = "4")]
+    jobs: NonZeroUsize,
+
+    /// Free space to leave on the target filesystem; the run refuses to start when the
+    /// download would eat into it (e.g. 10GiB).
+    #[arg(long, env = "MODELCAR_MIN_FREE", value_parser = parse_size, default_value = "0")]
+    min_free: u64,
+
+    /// Extra CA certificates (PEM) for a Hub mirror behind a private CA.
+    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+
+    /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
+    #[arg(long, env = "MODELCAR_RETRIES", default_value = "5")]
+    retries: u32,
+
+    /// Seconds between progress lines on stderr.
+    #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
+    progress_interval: u64,
+
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    args.common.init();
+    exit_code(run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let report = block_on_until_signal(
+        async { Ok(fetch_model::run(options(&args)?).await?) },
+        "run again with the same arguments: finished files are kept, partial ones resume",
+    )?;
+    args.common.emit(&report)?;
+    Ok(())
+}
+
+fn options(args: &Args) -> anyhow::Result<Options> {
+    let Some((_, repo_name)) = args
+        .repo
+        .split_once('/')
+        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
+    else {
+        anyhow::bail!(UsageError(format!(
+            "REPO_ID {:?} is not ORG/NAME",
+            args.repo
+        )));
+    };
+    let target = match (&args.workspace, &args.dest) {
+        (Some(ws), _) => Target::Workspace {
+            ws: Workspace::open(ws)?,
+            name: args.name.clone().unwrap_or_else(|| repo_name.to_string()),
+        },
+        (None, Some(dir)) => Target::Dir(dir.clone()),
+        (None, None) => anyhow::bail!(UsageError("give --workspace or --dest".into())),
+    };
+    Ok(Options {
+        repo: args.repo.clone(),
+        revision: args.revision.clone(),
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        all_formats: args.all_formats,
+        target,
+        hub: HubOptions {
+            endpoint: args.endpoint.clone(),
+            token: token(args)?,
+            ca_file: args.ca_file.clone(),
+            retries: args.retries,
+        },
+        jobs: args.jobs.get(),
+        min_free: args.min_free,
+        progress_every: Duration::from_secs(args.progress_interval.max(1)),
+    })
+}
+
+/// `--token-file`'s content, else `HF_TOKEN`.
+fn token(args: &Args) -> anyhow::Result<Option<String>> {
+    match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+            Ok(Some(text.trim().to_string()))
+        }
+        None => Ok(std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        <super::Args as clap::CommandFactory>::command().debug_assert();
+    }
+}
