@@ -4,6 +4,7 @@
 pub mod base_image;
 pub mod http;
 pub mod http_server;
+pub mod hub_server;
 pub mod model;
 pub mod model_registry;
 pub mod oci_tools;
@@ -12,6 +13,7 @@ pub mod registry;
 pub mod spec_registry;
 pub mod token_server;
 
+pub use hub_server::{HubRepo, HubServer};
 pub use model_registry::ModelRegistryServer;
 pub use proxy::CountingProxy;
 pub use registry::{Registry, RegistryAuth};

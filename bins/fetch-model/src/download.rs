@@ -17,9 +17,6 @@ use modelcar_shared::progress::Progress;
 use crate::error::FetchError;
 use crate::verify::FileHasher;
 
-/// Attempts per file when the connection keeps dropping (each goes on from where it stopped).
-const ATTEMPTS: u32 = 6;
-
 pub struct FileJob<'a> {
     pub client: &'a HubClient,
     pub repo: &'a str,
@@ -27,6 +24,8 @@ pub struct FileJob<'a> {
     pub entry: &'a RepoEntry,
     pub partial: PathBuf,
     pub dest: PathBuf,
+    /// Attempts when the connection keeps dropping (each goes on from where it stopped).
+    pub attempts: u32,
 }
 
 /// A file in place: its sha256 and how many bytes this run downloaded for it.
@@ -78,7 +77,7 @@ pub async fn fetch_file(job: &FileJob<'_>, progress: &Progress) -> Result<Fetche
             Err(Attempt::Final(e)) => return Err(e),
             Err(Attempt::Dropped { got, error }) => {
                 downloaded += got;
-                if attempt >= ATTEMPTS {
+                if attempt >= job.attempts {
                     return Err(FetchError::GaveUp {
                         path: job.entry.path.clone(),
                         attempts: attempt,

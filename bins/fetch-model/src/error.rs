@@ -46,7 +46,8 @@ pub enum FetchError {
     #[error("{path}: the Hub sent {got} bytes, but lists {size}")]
     WrongSize { path: String, got: u64, size: u64 },
     #[error(
-        "the download of {path} kept breaking off ({attempts} attempts); the last error: {last}"
+        "the download of {path} broke off ({attempts} attempt(s), the last: {last}); what \
+         arrived is kept: run again to go on from where it stopped"
     )]
     GaveUp {
         path: String,

@@ -62,7 +62,17 @@ pub async fn run(opts: Options) -> Result<FetchReport, FetchError> {
     let progress = Progress::new(format!("downloading {}", opts.repo), plan.bytes_to_fetch());
     let _reporter = progress.spawn_reporter(opts.progress_every);
     let fetched: Vec<(FileRecord, u64)> = futures_util::stream::iter(&plan.todo)
-        .map(|todo| fetch_one(&client, &opts.repo, &sha, &plan, todo, &progress))
+        .map(|todo| {
+            fetch_one(
+                &client,
+                opts.hub.retries,
+                &opts.repo,
+                &sha,
+                &plan,
+                todo,
+                &progress,
+            )
+        })
         .buffer_unordered(opts.jobs.max(1))
         .try_collect()
         .await?;
@@ -106,6 +116,7 @@ pub async fn run(opts: Options) -> Result<FetchReport, FetchError> {
 
 async fn fetch_one(
     client: &HubClient,
+    retries: u32,
     repo: &str,
     sha: &str,
     plan: &Plan,
@@ -119,6 +130,7 @@ async fn fetch_one(
         entry: &todo.entry,
         partial: todo.partial.clone(),
         dest: todo.dest.clone(),
+        attempts: retries + 1,
     };
     let fetched = download::fetch_file(&job, progress).await?;
     if let Err(e) = plan

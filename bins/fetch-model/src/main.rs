@@ -97,7 +97,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
     ca_file: Option<PathBuf>,
 
-    /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
+    /// Retries of a request that failed in a way that may pass (connection, 5xx, 429), and of a
+    /// file whose download broke off (each goes on from where it stopped).
     #[arg(long, env = "MODELCAR_RETRIES", default_value = "5")]
     retries: u32,
 
