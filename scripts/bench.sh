@@ -11,6 +11,8 @@
 #                    copy (as users run it, and with --preserve-digests), registry to registry
 #   scripts/bench.sh chunks [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: build-push with
 #                    --chunk-size 16MiB, 64MiB, 256MiB and 0 (one request per blob)
+#   scripts/bench.sh fetch [MIB_PER_SHARD] [SHARDS]        default 256 MiB x 4: fetch-model vs
+#                    hf download (huggingface_hub), same repo from a local Hub server
 #   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
-cargo build --release --locked -p fix-perms -p build-push -p mirror >&2
+cargo build --release --locked -p fix-perms -p build-push -p mirror -p fetch-model >&2
+[ "$what" != fetch ] || cargo build --release --locked -p modelcar-testkit --bin hub-serve >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
 trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" /dev/shm/modelcar-bench-*; true' EXIT
 
@@ -273,10 +276,45 @@ bench_chunks() {
   done
 }
 
+# fetch-model against `hf download` (Python huggingface_hub, the CLI the old pipeline used),
+# both downloading the same synthetic repo from the testkit's Hub server on localhost.
+bench_fetch() {
+  local mb=${1:-256} shards=${2:-4} model=$work/model runs=${RUNS:-3} i endpoint hub_pid
+  local py=target/bench-python
+  [ -x "$py/bin/hf" ] || { python3 -m venv "$py" && "$py/bin/pip" install -q huggingface_hub >&2; }
+  echo "== fetch-model vs hf download (huggingface_hub $("$py/bin/python" -c 'import huggingface_hub as h; print(h.__version__)')):"
+  echo "   $shards x $mb MiB shards from the testkit's Hub server on localhost, into /var/tmp,"
+  echo "   page cache dropped before each run, $runs interleaved runs per tool"
+  make_model "$model" "$mb" "$shards"
+  target/release/hub-serve "$model" org/bench >"$work/hub.url" 2>"$work/hub.log" &
+  hub_pid=$!
+  registry_pids+=("$hub_pid")
+  for _ in $(seq 100); do [ -s "$work/hub.url" ] && break; sleep 0.1; done
+  endpoint=$(cat "$work/hub.url")
+  local hf=() ours=()
+  for i in $(seq "$runs"); do
+    rm -rf "$work/hf-out" "$work/hf-home"
+    run "hf download (run $i)" env HF_ENDPOINT="$endpoint" HF_HOME="$work/hf-home" \
+      HF_HUB_DISABLE_TELEMETRY=1 "$py/bin/hf" download org/bench --local-dir "$work/hf-out"
+    hf+=("$wall")
+    rm -rf "$work/fm-out" "$work/.fm-out.fetch-model"
+    run "fetch-model (run $i)" target/release/fetch-model org/bench --endpoint "$endpoint" \
+      --dest "$work/fm-out"
+    ours+=("$wall")
+  done
+  diff -r -x .cache "$work/hf-out" "$work/fm-out" >/dev/null || { echo "bench.sh: the two downloads differ" >&2; exit 1; }
+  kill "$hub_pid" 2>/dev/null || true
+  local m_hf m_ours
+  m_hf=$(median "${hf[@]}") m_ours=$(median "${ours[@]}")
+  echo "medians of $runs runs: fetch-model $m_ours s, hf download $m_hf s (same files, checked with diff -r)"
+  echo "ratio: fetch-model takes $(echo "scale=2; $m_ours / $m_hf" | bc)x the time of hf download"
+}
+
 case "$what" in
   build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
   mirror) bench_mirror "${2:-768}" "${3:-4}" ;;
   chunks) bench_chunks "${2:-768}" "${3:-4}" ;;
+  fetch) bench_fetch "${2:-256}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fix-perms)" >&2; exit 2 ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, fix-perms)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,150 @@
+//! A Hugging Face Hub on localhost, for the tests of `fetch-model`: the model info
+//! (`/api/models/{repo}/revision/{rev}`), the paged tree (`/api/models/{repo}/tree/{rev}`),
+//! `/{repo}/resolve/{rev}/{path}` with LFS files redirected to a CDN path, ranged downloads,
+//! and the Hub's errors (`X-Error-Code` and a JSON `error`).
+//!
+//! Why not the real Hub: tests reach no network, and they need to cut a download mid-body and
+//! count the bytes sent. Keep-alive and binary-safe streaming are as in `spec_registry`.
+//!
+//! Here: the server, its shared state and the methods tests call. `repo` holds the data model
+//! (files, revisions, commit shas, blob ids), `routes` the Hub's endpoints, `conn` the HTTP
+//! connections.
+
+mod conn;
+mod repo;
+mod routes;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+pub use repo::HubRepo;
+use repo::Repo;
+
+/// Tree entries per page unless a test sets another: small, so tests of a few dozen files page.
+pub const TREE_PAGE_SIZE: usize = 50;
+
+/// What the server serves, and what it saw.
+struct Hub {
+    endpoint: String,
+    repos: Vec<Repo>,
+    /// LFS bytes by sha256, with the repo path they are counted under.
+    cdn: HashMap<String, (String, Arc<Vec<u8>>)>,
+    tokens: Mutex<Vec<String>>,
+    page_size: AtomicUsize,
+    served: Mutex<HashMap<String, u64>>,
+    /// Per path: how many body bytes the next GET sends before the connection is cut.
+    cuts: Mutex<HashMap<String, u64>>,
+    log: Mutex<Vec<String>>,
+}
+
+pub struct HubServer {
+    hub: Arc<Hub>,
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl HubServer {
+    pub fn start(repos: Vec<HubRepo>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the Hub's port");
+        let port = listener.local_addr().expect("address").port();
+        let repos: Vec<Repo> = repos.into_iter().map(Repo::build).collect();
+        let cdn = repos
+            .iter()
+            .flat_map(|r| &r.revisions)
+            .flat_map(|r| &r.files)
+            .filter_map(|f| Some((f.lfs.clone()?, (f.path.clone(), f.bytes.clone()))))
+            .collect();
+        let hub = Arc::new(Hub {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            repos,
+            cdn,
+            tokens: Mutex::new(vec!["hf_good".to_owned()]),
+            page_size: AtomicUsize::new(TREE_PAGE_SIZE),
+            served: Mutex::default(),
+            cuts: Mutex::default(),
+            log: Mutex::default(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = {
+            let (hub, stop) = (hub.clone(), stop.clone());
+            thread::spawn(move || conn::accept_loop(listener, hub, &stop))
+        };
+        Self {
+            hub,
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, what `HF_ENDPOINT` takes.
+    pub fn endpoint(&self) -> String {
+        self.hub.endpoint.clone()
+    }
+
+    /// The tokens accepted from now on, in place of the ones before (at first `hf_good`).
+    pub fn accept_tokens(&self, tokens: &[&str]) {
+        *self.hub.tokens.lock().unwrap() = tokens.iter().map(|t| t.to_string()).collect();
+    }
+
+    /// Tree entries per page from now on.
+    pub fn set_page_size(&self, entries: usize) {
+        self.hub.page_size.store(entries.max(1), Ordering::SeqCst);
+    }
+
+    /// The commit sha of branch or tag `revision` of `repo`.
+    pub fn sha(&self, repo: &str, revision: &str) -> String {
+        let repos = self.hub.repos.iter().filter(|r| r.id == repo);
+        let mut found = repos
+            .flat_map(|r| &r.revisions)
+            .filter(|v| v.name == revision);
+        let found = found.next();
+        found
+            .unwrap_or_else(|| panic!("the test Hub has no {repo} at {revision}"))
+            .sha
+            .clone()
+    }
+
+    /// File body bytes written by GETs of resolve and CDN URLs, all files.
+    pub fn bytes_served(&self) -> u64 {
+        self.hub.served.lock().unwrap().values().sum()
+    }
+
+    /// File body bytes written for the file at `path` (in any repo).
+    pub fn bytes_served_for(&self, path: &str) -> u64 {
+        let served = self.hub.served.lock().unwrap();
+        served.get(path).copied().unwrap_or(0)
+    }
+
+    /// Zeroes the byte counters (the request log is kept).
+    pub fn reset_counts(&self) {
+        self.hub.served.lock().unwrap().clear();
+    }
+
+    /// The next GET of the file at `path` sends `bytes` body bytes, then the socket is shut.
+    pub fn drop_connection_after(&self, path: &str, bytes: u64) {
+        self.hub.cuts.lock().unwrap().insert(path.to_owned(), bytes);
+    }
+
+    /// Every request so far, as `METHOD /path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.hub.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() so the loop sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
