@@ -31,6 +31,9 @@ pub const TREE_PAGE_SIZE: usize = 50;
 /// What the server serves, and what it saw.
 struct Hub {
     endpoint: String,
+    /// Where LFS files are redirected: another origin (port), as the Hub's CDN is another
+    /// host, so clients read a file's metadata from the redirect itself.
+    cdn_endpoint: String,
     repos: Vec<Repo>,
     /// LFS bytes by sha256, with the repo path they are counted under.
     cdn: HashMap<String, (String, Arc<Vec<u8>>)>,
@@ -44,15 +47,17 @@ struct Hub {
 
 pub struct HubServer {
     hub: Arc<Hub>,
-    port: u16,
+    ports: [u16; 2],
     stop: Arc<AtomicBool>,
-    accept: Option<thread::JoinHandle<()>>,
+    accept: Vec<thread::JoinHandle<()>>,
 }
 
 impl HubServer {
     pub fn start(repos: Vec<HubRepo>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the Hub's port");
+        let bind = || TcpListener::bind("127.0.0.1:0").expect("cannot bind the Hub's port");
+        let (listener, cdn_listener) = (bind(), bind());
         let port = listener.local_addr().expect("address").port();
+        let cdn_port = cdn_listener.local_addr().expect("address").port();
         let repos: Vec<Repo> = repos.into_iter().map(Repo::build).collect();
         let cdn = repos
             .iter()
@@ -62,6 +67,7 @@ impl HubServer {
             .collect();
         let hub = Arc::new(Hub {
             endpoint: format!("http://127.0.0.1:{port}"),
+            cdn_endpoint: format!("http://127.0.0.1:{cdn_port}"),
             repos,
             cdn,
             tokens: Mutex::new(vec!["hf_good".to_owned()]),
@@ -71,15 +77,19 @@ impl HubServer {
             log: Mutex::default(),
         });
         let stop = Arc::new(AtomicBool::new(false));
-        let accept = {
-            let (hub, stop) = (hub.clone(), stop.clone());
-            thread::spawn(move || conn::accept_loop(listener, hub, &stop))
-        };
+        // Both origins serve everything; only the redirects make the second one the CDN.
+        let accept = [listener, cdn_listener]
+            .into_iter()
+            .map(|listener| {
+                let (hub, stop) = (hub.clone(), stop.clone());
+                thread::spawn(move || conn::accept_loop(listener, hub, &stop))
+            })
+            .collect();
         Self {
             hub,
-            port,
+            ports: [port, cdn_port],
             stop,
-            accept: Some(accept),
+            accept,
         }
     }
 
@@ -141,9 +151,11 @@ impl HubServer {
 impl Drop for HubServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept() so the loop sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(accept) = self.accept.take() {
+        // Wake the blocking accept()s so the loops see the flag.
+        for port in self.ports {
+            let _ = TcpStream::connect(("127.0.0.1", port));
+        }
+        for accept in self.accept.drain(..) {
             let _ = accept.join();
         }
     }

@@ -126,8 +126,10 @@ impl Hub {
         let file = revision.files.iter().find(|f| f.path == wanted);
         let file = file.ok_or_else(|| self.entry_not_found(request))?;
         let reply = match &file.lfs {
+            // Absolute, as the Hub's CDN URLs are: clients read the file's metadata from this
+            // 302 itself and follow only relative redirects on HEAD.
             Some(sha256) => Reply::new(302, Body::Bytes(Vec::new()))
-                .with("Location", format!("/cdn/{sha256}"))
+                .with("Location", format!("{}/cdn/{sha256}", self.cdn_endpoint))
                 .with("X-Linked-Etag", format!("\"{sha256}\""))
                 .with("X-Linked-Size", file.bytes.len()),
             None => serve_bytes(request, &file.path, &file.bytes),

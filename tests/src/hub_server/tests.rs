@@ -38,7 +38,7 @@ impl Response {
 
 /// One request on its own connection; the body is whatever came before the server closed.
 fn send(hub: &HubServer, method: &str, target: &str, headers: &[&str]) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", hub.ports[0])).unwrap();
     let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     let head = format!("{method} {target} HTTP/1.1\r\n{extra}Connection: close\r\n\r\n");
     stream.write_all(head.as_bytes()).unwrap();
@@ -75,10 +75,18 @@ fn model_hub() -> HubServer {
         .revision("v1", v1)])
 }
 
-/// Where the resolve URL of an LFS file redirects.
+/// Where the resolve URL of an LFS file redirects: the CDN origin, whose path every port of
+/// the test Hub serves.
 fn cdn_location(hub: &HubServer, path: &str) -> String {
     let redirect = get(hub, &format!("/org/model/resolve/main/{path}"));
-    redirect.header("location").unwrap().to_owned()
+    cdn_path(hub, redirect.header("location").unwrap())
+}
+
+fn cdn_path(hub: &HubServer, location: &str) -> String {
+    let cdn = format!("http://127.0.0.1:{}", hub.ports[1]);
+    let path = location.strip_prefix(&cdn);
+    path.unwrap_or_else(|| panic!("{location} is not on the CDN origin {cdn}"))
+        .to_owned()
 }
 
 #[test]
@@ -182,7 +190,7 @@ fn ranges_come_through_the_cdn_redirect() {
         redirect.header("x-repo-commit"),
         Some(&*hub.sha("org/model", "main"))
     );
-    let location = redirect.header("location").unwrap();
+    let location = &cdn_path(&hub, redirect.header("location").unwrap());
     let part = send(&hub, "GET", location, &range);
     let content_range = part.header("content-range");
     assert_eq!(
@@ -269,7 +277,7 @@ fn bytes_served_counts_file_bodies_only() {
 #[test]
 fn requests_share_a_kept_alive_connection() {
     let hub = model_hub();
-    let mut stream = TcpStream::connect(("127.0.0.1", hub.port)).unwrap();
+    let mut stream = TcpStream::connect(("127.0.0.1", hub.ports[0])).unwrap();
     let one = "GET /org/model/resolve/main/hello.txt HTTP/1.1\r\n\r\n";
     let two = "HEAD /org/model/resolve/main/hello.txt HTTP/1.1\r\nConnection: close\r\n\r\n";
     stream.write_all(format!("{one}{two}").as_bytes()).unwrap();
