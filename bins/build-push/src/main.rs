@@ -7,9 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
-use modelcar_shared::cli::{
-    block_on_until_signal, exit_code, parse_key_value, CommonArgs, UsageError,
-};
+use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
 use modelcar_shared::state_file;
@@ -147,17 +145,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.common.init();
-    exit_code(run(args))
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let report = block_on_until_signal(
-        async { Ok(build_push::run(options(&args)?).await?) },
+    args.common.run_async(
         "run again with the same arguments: layers already pushed are skipped",
-    )?;
-    args.common.emit(&report)?;
-    Ok(())
+        async { Ok(build_push::run(options(&args)?).await?) },
+    )
 }
 
 fn options(args: &Args) -> anyhow::Result<build_push::Options> {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use fetch_model::{Options, Target};
-use modelcar_shared::cli::{block_on_until_signal, exit_code, parse_size, CommonArgs, UsageError};
+use modelcar_shared::cli::{parse_size, CommonArgs, UsageError};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::Workspace;
 
@@ -112,17 +112,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.common.init();
-    exit_code(run(args))
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let report = block_on_until_signal(
-        async { Ok(fetch_model::run(options(&args)?).await?) },
+    args.common.run_async(
         "run again with the same arguments: finished files are kept, partial ones resume",
-    )?;
-    args.common.emit(&report)?;
-    Ok(())
+        async { Ok(fetch_model::run(options(&args)?).await?) },
+    )
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Parser;
 
-use modelcar_shared::cli::{block_on_until_signal, exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
 use modelcar_shared::transfer::UploadLog;
@@ -116,17 +116,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.common.init();
-    exit_code(run(args))
-}
-
-fn run(args: Args) -> anyhow::Result<()> {
-    let report = block_on_until_signal(
-        async { Ok(mirror::run(options(&args)?).await?) },
+    args.common.run_async(
         "run again with the same arguments: blobs already copied are skipped",
-    )?;
-    args.common.emit(&report)?;
-    Ok(())
+        async { Ok(mirror::run(options(&args)?).await?) },
+    )
 }
 
 fn options(args: &Args) -> anyhow::Result<mirror::Options> {

@@ -78,6 +78,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl CommonArgs {
+    /// An async binary's whole run after parsing its flags: the set-up, `work` until it ends
+    /// (or the pod is told to stop: see [`block_on_until_signal`]), its report on stdout and
+    /// in `--results-dir`, and the exit code.
+    pub fn run_async<R: Report>(
+        &self,
+        resume_hint: &str,
+        work: impl std::future::Future<Output = anyhow::Result<R>>,
+    ) -> std::process::ExitCode {
+        self.init();
+        let result = block_on_until_signal(work, resume_hint);
+        exit_code(result.and_then(|report| Ok(self.emit(&report)?)))
+    }
+
     /// Process set-up every binary needs before doing any work: the shared umask and logging.
     pub fn init(&self) {
         set_shared_umask();
