@@ -86,6 +86,15 @@ pub fn layer_key(plan: &LayerPlan, mtime: u64) -> String {
             EntryKind::Symlink { target } => {
                 format!("l {} {}\n", entry.image_path.display(), target.display())
             }
+            EntryKind::HubFile {
+                repo_path,
+                size,
+                hub_id,
+                ..
+            } => format!(
+                "h {} {repo_path} {size} {hub_id}\n",
+                entry.image_path.display()
+            ),
             EntryKind::File { identity, .. } => format!(
                 "f {} {}\n",
                 entry.image_path.display(),

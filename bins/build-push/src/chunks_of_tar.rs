@@ -9,6 +9,7 @@ use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
 use modelcar_shared::transfer::SourceError;
 
+use crate::hub_source::{HubFileRef, HubSource};
 use crate::tar_layout::{Segment, TarLayout};
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
@@ -17,6 +18,7 @@ static ZEROS: [u8; PIECE] = [0; PIECE];
 /// goes on from); returns the layer digest.
 pub async fn produce_tar(
     layout: &TarLayout,
+    hub: Option<&HubSource>,
     mut writer: ChunkWriter,
     progress: &Progress,
 ) -> Result<String, SourceError> {
@@ -43,6 +45,22 @@ pub async fn produce_tar(
             }
             Segment::File { path, size } => {
                 if let Err(e) = stream_file(path, skip, *size, &mut writer, progress).await {
+                    writer.fail(std::io::Error::other(e.to_string())).await;
+                    return Err(e);
+                }
+            }
+            Segment::HubFile {
+                repo_path,
+                size,
+                lfs_sha256,
+            } => {
+                let hub = hub.expect("a layer of Hub files is produced with its Hub source");
+                let file = HubFileRef {
+                    path: repo_path,
+                    size: *size,
+                    lfs_sha256: lfs_sha256.as_deref(),
+                };
+                if let Err(e) = hub.stream_file(&file, skip, &mut writer, progress).await {
                     writer.fail(std::io::Error::other(e.to_string())).await;
                     return Err(e);
                 }
@@ -170,7 +188,7 @@ fn read_piece(file: &mut std::fs::File, direct: bool, left: u64) -> std::io::Res
     Ok(Bytes::from(raw).slice(start..start + filled.min(want)))
 }
 
-async fn send(
+pub(crate) async fn send(
     writer: &mut ChunkWriter,
     bytes: Bytes,
     progress: &Progress,

@@ -5,6 +5,7 @@ pub mod args;
 pub mod base;
 pub mod cache;
 mod chunks_of_tar;
+pub mod hub_source;
 pub mod image;
 pub mod plan;
 pub mod push;
@@ -12,4 +13,4 @@ pub mod report;
 mod run;
 pub mod tar_layout;
 
-pub use run::{run, BuildError, Options};
+pub use run::{run, BuildError, HubInput, ModelSource, Options};

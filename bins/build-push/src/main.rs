@@ -8,13 +8,19 @@ use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
+use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
+use modelcar_shared::selection::Rules;
 use modelcar_shared::state_file;
 use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_shared::Workspace;
 
-/// Package a model directory as a ModelCar OCI image and push it, streaming.
+use build_push::hub_source::HubSpec;
+use build_push::{HubInput, ModelSource};
+
+/// Package a model directory, or a Hub repo straight from the Hub, as a ModelCar OCI image
+/// and push it, streaming.
 ///
 /// Each large file becomes its own layer and the small files share one; every layer is a
 /// deterministic tar stream read straight from the files, hashed and uploaded in one pass,
@@ -24,9 +30,14 @@ use modelcar_shared::Workspace;
 #[derive(Debug, Parser)]
 #[command(name = "build-push", version)]
 struct Args {
-    /// The model directory (e.g. <ws>/models/<name> as fetch-model leaves it).
-    #[arg(value_name = "MODEL_DIR", env = "MODELCAR_MODEL_DIR")]
-    model_dir: PathBuf,
+    /// The model: a directory (e.g. <ws>/models/<name> as fetch-model leaves it), or
+    /// hf://ORG/REPO[@REV] to stream each file from the Hub into its layer with no copy on
+    /// any disk (the files chosen as fetch-model chooses them).
+    #[arg(
+        value_name = "MODEL_DIR|hf://ORG/REPO[@REV]",
+        env = "MODELCAR_MODEL_DIR"
+    )]
+    source: String,
 
     /// Where to push: HOST[:PORT]/REPO[:TAG] (docker:// prefix accepted), or oci:DIR[:TAG] for an
     /// OCI image layout on disk.
@@ -139,6 +150,36 @@ struct Args {
     #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
     progress_interval: u64,
 
+    /// With hf://: take only files matching these globs (`*` also crosses `/`); repeatable.
+    #[arg(
+        long,
+        env = "MODELCAR_INCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    include: Vec<String>,
+
+    /// With hf://: leave out files matching these globs; repeatable.
+    #[arg(
+        long,
+        env = "MODELCAR_EXCLUDE",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    exclude: Vec<String>,
+
+    /// With hf://: take every format of the weights, not only the HF safetensors shards.
+    #[arg(long, env = "MODELCAR_ALL_FORMATS")]
+    all_formats: bool,
+
+    /// With hf://: a file holding the Hub token (read instead of HF_TOKEN).
+    #[arg(long, env = "MODELCAR_HF_TOKEN_FILE", value_name = "PATH")]
+    hf_token_file: Option<PathBuf>,
+
+    /// With hf://: the Hub, or a mirror of it.
+    #[arg(long, env = "HF_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    hf_endpoint: String,
+
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -181,7 +222,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         false => cache_path(args.cache_file.as_ref(), workspace.as_ref())?,
     };
     Ok(build_push::Options {
-        model_dir: args.model_dir.clone(),
+        source: model_source(args)?,
         dest,
         base: args.base.clone(),
         platform: match &args.platform {
@@ -210,6 +251,37 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         cache_path,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
     })
+}
+
+fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
+    let Some(spec) = HubSpec::parse(&args.source) else {
+        return Ok(ModelSource::Dir(PathBuf::from(&args.source)));
+    };
+    let spec = spec.map_err(|e| UsageError(format!("MODEL_DIR: {e}")))?;
+    let token = match &args.hf_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read --hf-token-file {}: {e}", path.display())
+                })?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty()),
+    };
+    Ok(ModelSource::Hub(Box::new(HubInput {
+        spec,
+        options: HubOptions {
+            endpoint: args.hf_endpoint.clone(),
+            token,
+            ca_file: args.ca_file.clone(),
+            retries: args.retries,
+        },
+        rules: Rules::new(&args.include, &args.exclude, args.all_formats)
+            .map_err(|e| UsageError(e.to_string()))?,
+    })))
 }
 
 fn cache_path(

@@ -27,6 +27,16 @@ pub enum EntryKind {
     Symlink {
         target: PathBuf,
     },
+    /// A file of a Hugging Face repo at one commit, streamed from the Hub into the layer.
+    HubFile {
+        /// Its path in the repo.
+        repo_path: String,
+        size: u64,
+        /// The sha256 the Hub lists for an LFS file, checked as the bytes pass.
+        lfs_sha256: Option<String>,
+        /// The Hub's id of the content (LFS sha256, or git blob id): the digest cache's key.
+        hub_id: String,
+    },
 }
 
 /// The stat fields that change whenever a file's content may have (git's index uses the same).
@@ -68,6 +78,10 @@ pub enum PlanError {
     },
     #[error("{0} is a device, FIFO or socket; a model directory may hold only files, directories and symlinks")]
     Special(PathBuf),
+    #[error("the Hub repo has no files to package (after --include/--exclude)")]
+    NoHubFiles,
+    #[error("the Hub lists a file {0:?} whose path would leave the model directory, or clash with another: refused")]
+    BadHubPath(String),
     #[error("invalid --prefix {0:?}: it must be an absolute path such as /models, without '..'")]
     BadPrefix(String),
 }
@@ -93,6 +107,98 @@ pub fn plan_layers(
         return Err(PlanError::Empty(model_dir.into()));
     }
     Ok(assign(entries, &prefix_path, threshold))
+}
+
+/// Plans the layers for the files of a Hub repo (as listed at one commit), exactly as
+/// [`plan_layers`] plans the directory fetch-model would make of them: the same entries in the
+/// same order, so the image digest is the same either way.
+pub fn plan_hub_layers(
+    files: &[modelcar_shared::hub::RepoEntry],
+    prefix: &str,
+    threshold: u64,
+) -> Result<Vec<LayerPlan>, PlanError> {
+    let prefix_path = image_prefix(prefix)?;
+    if files.is_empty() {
+        return Err(PlanError::NoHubFiles);
+    }
+    let mut tree = HubDir::default();
+    for file in files {
+        tree.insert(&file.path, file)?;
+    }
+    let mut entries = Vec::new();
+    tree.walk(&prefix_path, &mut entries);
+    Ok(assign(entries, &prefix_path, threshold))
+}
+
+/// A repo's paths as a tree, children sorted by name as [`scan`] sorts a directory's.
+#[derive(Default)]
+struct HubDir {
+    children: std::collections::BTreeMap<String, HubNode>,
+}
+
+enum HubNode {
+    Dir(HubDir),
+    File(modelcar_shared::hub::RepoEntry),
+}
+
+impl HubDir {
+    fn insert(
+        &mut self,
+        path: &str,
+        file: &modelcar_shared::hub::RepoEntry,
+    ) -> Result<(), PlanError> {
+        let bad = || PlanError::BadHubPath(file.path.clone());
+        let (first, rest) = match path.split_once('/') {
+            Some((first, rest)) => (first, Some(rest)),
+            None => (path, None),
+        };
+        if first.is_empty() || first == "." || first == ".." {
+            return Err(bad());
+        }
+        match rest {
+            None => match self
+                .children
+                .insert(first.into(), HubNode::File(file.clone()))
+            {
+                None => Ok(()),
+                Some(_) => Err(bad()),
+            },
+            Some(rest) => {
+                let node = self
+                    .children
+                    .entry(first.into())
+                    .or_insert_with(|| HubNode::Dir(HubDir::default()));
+                match node {
+                    HubNode::Dir(dir) => dir.insert(rest, file),
+                    HubNode::File(_) => Err(bad()),
+                }
+            }
+        }
+    }
+
+    fn walk(&self, image_dir: &Path, out: &mut Vec<Entry>) {
+        for (name, node) in &self.children {
+            let image_path = image_dir.join(name);
+            match node {
+                HubNode::Dir(dir) => {
+                    out.push(Entry {
+                        image_path: image_path.clone(),
+                        kind: EntryKind::Dir,
+                    });
+                    dir.walk(&image_path, out);
+                }
+                HubNode::File(file) => out.push(Entry {
+                    image_path,
+                    kind: EntryKind::HubFile {
+                        repo_path: file.path.clone(),
+                        size: file.size,
+                        lfs_sha256: file.lfs_sha256.clone(),
+                        hub_id: file.lfs_sha256.clone().unwrap_or_else(|| file.oid.clone()),
+                    },
+                }),
+            }
+        }
+    }
 }
 
 /// `/models` -> `models`; `/` -> `` (the image root).
@@ -207,7 +313,9 @@ fn assign(entries: Vec<Entry>, prefix: &Path, threshold: u64) -> Vec<LayerPlan> 
     let mut large = Vec::new();
     for entry in entries {
         match &entry.kind {
-            EntryKind::File { size, .. } if *size >= threshold => {
+            EntryKind::File { size, .. } | EntryKind::HubFile { size, .. }
+                if *size >= threshold =>
+            {
                 let mut layer_entries = prefix_dirs.clone();
                 let parent = entry.image_path.parent().unwrap_or(Path::new(""));
                 layer_entries.extend(ancestors_of(parent, Path::new("")));
@@ -253,7 +361,7 @@ impl LayerPlan {
         self.entries
             .iter()
             .map(|e| match e.kind {
-                EntryKind::File { size, .. } => size,
+                EntryKind::File { size, .. } | EntryKind::HubFile { size, .. } => size,
                 _ => 0,
             })
             .sum()

@@ -7,12 +7,14 @@ use modelcar_shared::transfer::{
 };
 
 use crate::chunks_of_tar::produce_tar;
+use crate::hub_source::HubSource;
 use crate::tar_layout::TarLayout;
 
 /// A model layer as a blob producer; its id is the layer's digest-cache key (its inputs).
 struct TarProducer<'a> {
     layout: &'a TarLayout,
     key: &'a str,
+    hub: Option<&'a HubSource>,
 }
 
 impl Producer for TarProducer<'_> {
@@ -29,20 +31,28 @@ impl Producer for TarProducer<'_> {
         writer: modelcar_shared::transfer::chunks::ChunkWriter,
         progress: &Progress,
     ) -> Result<String, TransferError> {
-        Ok(produce_tar(self.layout, writer, progress).await?)
+        Ok(produce_tar(self.layout, self.hub, writer, progress).await?)
     }
 }
 
-/// Pushes a model layer; `key` names its inputs, `known` is its digest from the cache, if any.
+/// A model layer to push: its byte layout, where its Hub files come from (for `hf://`), and
+/// its digest-cache key (what it is made of).
+pub struct LayerSource<'a> {
+    pub layout: &'a TarLayout,
+    pub hub: Option<&'a HubSource>,
+    pub key: &'a str,
+}
+
+/// Pushes a model layer; `known` is its digest from the cache, if any.
 pub async fn push_layer(
     dest: &Destination,
-    layout: &TarLayout,
-    key: &str,
+    layer: LayerSource<'_>,
     known: Option<&str>,
     chunk_size: u64,
     uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
+    let LayerSource { layout, hub, key } = layer;
     if let Some(digest) = known {
         if dest.has_blob(digest).await? {
             progress.adjust_total(-(layout.size as i64));
@@ -53,7 +63,7 @@ pub async fn push_layer(
             });
         }
     }
-    let producer = TarProducer { layout, key };
+    let producer = TarProducer { layout, key, hub };
     let pushed = stream_blob(dest, &producer, chunk_size, uploads, progress).await?;
     if let Some(known) = known.filter(|k| *k != pushed.digest) {
         tracing::warn!(

@@ -22,14 +22,31 @@ use modelcar_shared::Workspace;
 
 use crate::base::{self, BaseError, BaseImage};
 use crate::cache::{layer_key, CachedLayer, DigestCache};
+use crate::hub_source::{self, HubSource, HubSpec};
 use crate::image::{config_json, manifest_json, ImageInfo};
-use crate::plan::{plan_layers, LayerPlan, PlanError};
-use crate::push::push_layer;
+use crate::plan::{plan_hub_layers, plan_layers, LayerPlan, PlanError};
+use crate::push::{push_layer, LayerSource};
 use crate::report::{LayerReport, PushReport};
 use crate::tar_layout::{layout, TarLayout};
+use modelcar_shared::hub::HubOptions;
+use modelcar_shared::selection::Rules;
+
+/// What the image is made from.
+pub enum ModelSource {
+    /// A model directory (fetch-model's, or any).
+    Dir(PathBuf),
+    /// `hf://ORG/REPO[@REV]`: streamed from the Hub, the files chosen as fetch-model chooses.
+    Hub(Box<HubInput>),
+}
+
+pub struct HubInput {
+    pub spec: HubSpec,
+    pub options: HubOptions,
+    pub rules: Rules,
+}
 
 pub struct Options {
-    pub model_dir: PathBuf,
+    pub source: ModelSource,
     pub dest: DestSpec,
     pub base: String,
     pub platform: Platform,
@@ -58,6 +75,8 @@ pub struct Options {
 pub enum BuildError {
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error(transparent)]
+    Hub(#[from] modelcar_shared::hub::HubError),
     #[error(transparent)]
     Base(#[from] BaseError),
     #[error(transparent)]
@@ -96,7 +115,7 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         Some(ws) => ws.metadata()?.read()?,
         None => Metadata::default(),
     };
-    let layers = plan_model(&opts).await?;
+    let (layers, hub) = plan_model(&opts).await?;
     let cache = match &opts.cache_path {
         Some(path) => DigestCache::load(path.clone()),
         None => DigestCache::disabled(),
@@ -113,10 +132,22 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         + base.layers.iter().map(|l| l.size).sum::<u64>();
     let progress = Progress::new(format!("pushing to {}", opts.dest.display()), total);
     let _reporter = progress.spawn_reporter(opts.progress_every);
-    let (base_pushed, model_pushed) =
-        send_layers(&opts, &dest, &base, &layers, &cache, &progress).await?;
+    let (base_pushed, model_pushed) = send_layers(
+        &opts,
+        &dest,
+        &base,
+        &layers,
+        hub.as_ref(),
+        &cache,
+        &progress,
+    )
+    .await?;
 
-    let info = image_info(&opts, &metadata, &base);
+    let provenance = match &hub {
+        Some(hub) => Some((hub.repo.clone(), hub.sha.clone())),
+        None => metadata.hf_repo.clone().zip(metadata.hf_revision.clone()),
+    };
+    let info = image_info(&opts, provenance.as_ref(), &base);
     let model_descriptors: Vec<Descriptor> = layers
         .iter()
         .zip(&model_pushed)
@@ -168,21 +199,28 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         seconds: started.elapsed().as_secs_f64(),
     };
     if let Some(ws) = &opts.workspace {
-        record(ws, &opts, &report)?;
+        record(ws, &opts, provenance, &report)?;
     }
     Ok(report)
 }
 
-async fn plan_model(opts: &Options) -> Result<Vec<ModelLayer>, BuildError> {
-    let (dir, prefix, threshold) = (
-        opts.model_dir.clone(),
-        opts.prefix.clone(),
-        opts.layer_threshold,
-    );
-    let plans = tokio::task::spawn_blocking(move || plan_layers(&dir, &prefix, threshold))
-        .await
-        .expect("the planner does not panic")?;
-    plans
+async fn plan_model(opts: &Options) -> Result<(Vec<ModelLayer>, Option<HubSource>), BuildError> {
+    let (prefix, threshold) = (opts.prefix.clone(), opts.layer_threshold);
+    let (plans, hub) = match &opts.source {
+        ModelSource::Dir(dir) => {
+            let dir = dir.clone();
+            let plans = tokio::task::spawn_blocking(move || plan_layers(&dir, &prefix, threshold))
+                .await
+                .expect("the planner does not panic")?;
+            (plans, None)
+        }
+        ModelSource::Hub(input) => {
+            let listing = hub_source::list(&input.spec, &input.options, &input.rules).await?;
+            let plans = plan_hub_layers(&listing.files, &prefix, threshold)?;
+            (plans, Some(listing.source))
+        }
+    };
+    let layers = plans
         .into_iter()
         .map(|plan| {
             let layout =
@@ -197,7 +235,8 @@ async fn plan_model(opts: &Options) -> Result<Vec<ModelLayer>, BuildError> {
                 cache_key,
             })
         })
-        .collect()
+        .collect::<Result<_, BuildError>>()?;
+    Ok((layers, hub))
 }
 
 /// Sends base and model layers, `--jobs` at a time; the first failure stops the rest.
@@ -206,6 +245,7 @@ async fn send_layers(
     dest: &Destination,
     base: &BaseImage,
     layers: &[ModelLayer],
+    hub: Option<&HubSource>,
     cache: &DigestCache,
     progress: &Progress,
 ) -> Result<(Vec<Pushed>, Vec<Pushed>), BuildError> {
@@ -238,10 +278,14 @@ async fn send_layers(
                     let cached = cache
                         .get(&layer.cache_key)
                         .filter(|c| c.size == layer.layout.size);
+                    let source = LayerSource {
+                        layout: &layer.layout,
+                        hub,
+                        key: &layer.cache_key,
+                    };
                     let pushed = push_layer(
                         dest,
-                        &layer.layout,
-                        &layer.cache_key,
+                        source,
                         cached.as_ref().map(|c| c.digest.as_str()),
                         opts.chunk_size,
                         &opts.uploads,
@@ -279,31 +323,27 @@ async fn send_layers(
 }
 
 /// Labels and annotations: provenance from the metadata file, then what the user gave (which wins).
-fn image_info(opts: &Options, metadata: &Metadata, base: &BaseImage) -> ImageInfo {
+fn image_info(opts: &Options, hf: Option<&(String, String)>, base: &BaseImage) -> ImageInfo {
     let created = humantime::format_rfc3339_seconds(
         SystemTime::UNIX_EPOCH + Duration::from_secs(opts.source_date_epoch),
     )
     .to_string();
-    let title = metadata
-        .hf_repo
-        .clone()
-        .or_else(|| {
-            opts.model_dir
-                .canonicalize()
-                .ok()?
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_default();
+    let title = match (hf, &opts.source) {
+        (Some((repo, _)), _) => repo.clone(),
+        (None, ModelSource::Dir(dir)) => dir
+            .canonicalize()
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default(),
+        (None, ModelSource::Hub(input)) => input.spec.repo.clone(),
+    };
     let mut provenance = BTreeMap::from([("org.opencontainers.image.title".to_string(), title)]);
-    if let Some(repo) = &metadata.hf_repo {
+    if let Some((repo, revision)) = hf {
         provenance.insert(
             "org.opencontainers.image.source".into(),
             format!("https://huggingface.co/{repo}"),
         );
         provenance.insert("io.modelcar.hf.repo".into(), repo.clone());
-    }
-    if let Some(revision) = &metadata.hf_revision {
         provenance.insert("org.opencontainers.image.revision".into(), revision.clone());
         provenance.insert("io.modelcar.hf.revision".into(), revision.clone());
     }
@@ -346,7 +386,12 @@ fn layer_reports(layers: &[ModelLayer], base: &[Pushed], model: &[Pushed]) -> Ve
         .collect()
 }
 
-fn record(ws: &Workspace, opts: &Options, report: &PushReport) -> Result<(), BuildError> {
+fn record(
+    ws: &Workspace,
+    opts: &Options,
+    hf: Option<(String, String)>,
+    report: &PushReport,
+) -> Result<(), BuildError> {
     let image = match &opts.dest {
         DestSpec::Registry(r) => r.name(),
         DestSpec::Layout { dir, .. } => format!("oci:{}", dir.display()),
@@ -357,8 +402,17 @@ fn record(ws: &Workspace, opts: &Options, report: &PushReport) -> Result<(), Bui
         m.image_digest = Some(report.digest.clone());
         m.image_tag = Some(opts.dest.tag());
         m.pushed_at_utc = Some(pushed_at);
-        m.model_dir
-            .get_or_insert_with(|| opts.model_dir.display().to_string());
+        match &opts.source {
+            ModelSource::Dir(dir) => {
+                m.model_dir.get_or_insert_with(|| dir.display().to_string());
+            }
+            ModelSource::Hub(_) => {
+                if let Some((repo, sha)) = hf {
+                    m.hf_repo = Some(repo);
+                    m.hf_revision = Some(sha);
+                }
+            }
+        }
     })?;
     Ok(())
 }

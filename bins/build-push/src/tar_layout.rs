@@ -22,7 +22,16 @@ pub const DIR_MODE: u32 = 0o755;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Segment {
     Bytes(Bytes),
-    File { path: PathBuf, size: u64 },
+    File {
+        path: PathBuf,
+        size: u64,
+    },
+    /// A Hub file's content, fetched while the layer streams.
+    HubFile {
+        repo_path: String,
+        size: u64,
+        lfs_sha256: Option<String>,
+    },
     Zeros(u64),
 }
 
@@ -30,7 +39,7 @@ impl Segment {
     pub fn size(&self) -> u64 {
         match self {
             Segment::Bytes(b) => b.len() as u64,
-            Segment::File { size, .. } => *size,
+            Segment::File { size, .. } | Segment::HubFile { size, .. } => *size,
             Segment::Zeros(n) => *n,
         }
     }
@@ -65,20 +74,38 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
                 headers.append_link(&mut header, &entry.image_path, target)?;
             }
             EntryKind::File { source, size, .. } => {
-                header.set_entry_type(EntryType::Regular);
-                header.set_mode(FILE_MODE);
-                header.set_size(*size);
-                // With an empty reader the builder writes the header blocks alone.
-                headers.append_data(&mut header, &entry.image_path, io::empty())?;
-                flush_headers(&mut headers, &mut segments);
-                segments.push(Segment::File {
+                let content = Segment::File {
                     path: source.clone(),
                     size: *size,
-                });
-                let pad = (BLOCK - size % BLOCK) % BLOCK;
-                if pad > 0 {
-                    segments.push(Segment::Zeros(pad));
-                }
+                };
+                append_file(
+                    &mut headers,
+                    &mut segments,
+                    &mut header,
+                    entry,
+                    *size,
+                    content,
+                )?;
+            }
+            EntryKind::HubFile {
+                repo_path,
+                size,
+                lfs_sha256,
+                ..
+            } => {
+                let content = Segment::HubFile {
+                    repo_path: repo_path.clone(),
+                    size: *size,
+                    lfs_sha256: lfs_sha256.clone(),
+                };
+                append_file(
+                    &mut headers,
+                    &mut segments,
+                    &mut header,
+                    entry,
+                    *size,
+                    content,
+                )?;
             }
         }
     }
@@ -87,6 +114,29 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
     segments.push(Segment::Zeros(2 * BLOCK));
     let size = segments.iter().map(Segment::size).sum();
     Ok(TarLayout { segments, size })
+}
+
+/// A regular file: its header blocks, its content, the padding to a whole block.
+fn append_file(
+    headers: &mut Builder<Vec<u8>>,
+    segments: &mut Vec<Segment>,
+    header: &mut Header,
+    entry: &crate::plan::Entry,
+    size: u64,
+    content: Segment,
+) -> io::Result<()> {
+    header.set_entry_type(EntryType::Regular);
+    header.set_mode(FILE_MODE);
+    header.set_size(size);
+    // With an empty reader the builder writes the header blocks alone.
+    headers.append_data(header, &entry.image_path, io::empty())?;
+    flush_headers(headers, segments);
+    segments.push(content);
+    let pad = (BLOCK - size % BLOCK) % BLOCK;
+    if pad > 0 {
+        segments.push(Segment::Zeros(pad));
+    }
+    Ok(())
 }
 
 fn flush_headers(headers: &mut Builder<Vec<u8>>, segments: &mut Vec<Segment>) {
@@ -110,6 +160,7 @@ mod tests {
             match s {
                 Segment::Bytes(b) => out.extend_from_slice(b),
                 Segment::File { path, .. } => out.extend(fs::read(path).unwrap()),
+                Segment::HubFile { .. } => unreachable!("no Hub files in these tests"),
                 Segment::Zeros(n) => out.extend(std::iter::repeat_n(0u8, *n as usize)),
             }
         }

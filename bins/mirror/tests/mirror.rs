@@ -18,7 +18,7 @@ const MIB: u64 = 1 << 20;
 /// Pushes a ModelCar of `model` with build-push (as a library) and returns its digest.
 async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
     let options = build_push::Options {
-        model_dir: model.to_path_buf(),
+        source: build_push::ModelSource::Dir(model.to_path_buf()),
         dest: DestSpec::parse(dest).unwrap(),
         base: "scratch".into(),
         platform: Platform::parse(platform).unwrap(),

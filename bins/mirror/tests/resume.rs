@@ -25,7 +25,7 @@ async fn push_big_image(dest: &str) -> String {
     let model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("resume/model");
     one_file_model(&model, LAYER);
     let options = build_push::Options {
-        model_dir: model,
+        source: build_push::ModelSource::Dir(model),
         dest: DestSpec::parse(dest).unwrap(),
         base: "scratch".into(),
         platform: Platform::parse("linux/amd64").unwrap(),

@@ -37,6 +37,8 @@ pub enum SourceError {
         expected: String,
         actual: String,
     },
+    #[error("{path} from the Hub: {detail}; its layer was not completed")]
+    HubFile { path: String, detail: String },
     /// The consumer stopped taking bytes: its own error is the one to report.
     #[error("the upload stopped")]
     Abandoned,

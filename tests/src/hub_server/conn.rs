@@ -165,8 +165,16 @@ impl Hub {
         let cut = self.cuts.lock().unwrap().remove(path);
         let cut = cut.filter(|&n| n < body.len() as u64);
         let sent = cut.map_or(body.len(), |n| n as usize);
-        for chunk in body[..sent].chunks(WRITE_CHUNK) {
-            stream.write_all(chunk)?;
+        // A corrupted file: its first byte is sent flipped, its listing unchanged.
+        let corrupt = self.corrupted.lock().unwrap().contains(path);
+        for (i, chunk) in body[..sent].chunks(WRITE_CHUNK).enumerate() {
+            match (corrupt && i == 0, chunk.split_first()) {
+                (true, Some((first, rest))) => {
+                    stream.write_all(&[!first])?;
+                    stream.write_all(rest)?;
+                }
+                _ => stream.write_all(chunk)?,
+            }
             let mut served = self.served.lock().unwrap();
             *served.entry(path.to_owned()).or_default() += chunk.len() as u64;
         }

@@ -42,6 +42,7 @@ struct Hub {
     served: Mutex<HashMap<String, u64>>,
     /// Per path: how many body bytes the next GET sends before the connection is cut.
     cuts: Mutex<HashMap<String, u64>>,
+    corrupted: Mutex<std::collections::HashSet<String>>,
     log: Mutex<Vec<String>>,
 }
 
@@ -74,6 +75,7 @@ impl HubServer {
             page_size: AtomicUsize::new(TREE_PAGE_SIZE),
             served: Mutex::default(),
             cuts: Mutex::default(),
+            corrupted: Mutex::default(),
             log: Mutex::default(),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -138,6 +140,12 @@ impl HubServer {
     }
 
     /// The next GET of the file at `path` sends `bytes` body bytes, then the socket is shut.
+    /// From now on `path` is served with its first byte flipped (its listing unchanged), as
+    /// a broken proxy or storage would.
+    pub fn corrupt(&self, path: &str) {
+        self.hub.corrupted.lock().unwrap().insert(path.to_owned());
+    }
+
     pub fn drop_connection_after(&self, path: &str, bytes: u64) {
         self.hub.cuts.lock().unwrap().insert(path.to_owned(), bytes);
     }

@@ -1,0 +1,188 @@
+//! The `hf://ORG/REPO[@REV]` source: a repo's files at one commit, each streamed from the Hub
+//! into its place in a layer as the HTTP body arrives (the tar header is written from the
+//! Hub's listed size), so no copy of the model lands on any disk. An LFS file's bytes are
+//! checked against the Hub's sha256 as they pass; on a mismatch the layer's upload is
+//! abandoned before its commit, so no blob, and no manifest, points at wrong bytes.
+
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use modelcar_shared::digest::hex;
+use modelcar_shared::hub::{HubClient, HubError, HubOptions, RepoEntry};
+use modelcar_shared::progress::Progress;
+use modelcar_shared::selection::{RepoFile, Rules, Skipped};
+use modelcar_shared::transfer::chunks::ChunkWriter;
+use modelcar_shared::transfer::SourceError;
+
+use crate::chunks_of_tar::send;
+
+/// `hf://ORG/REPO[@REV]`, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSpec {
+    pub repo: String,
+    pub revision: String,
+}
+
+impl HubSpec {
+    /// `Some` for an `hf://` source (`Err` when it is malformed), `None` for a directory.
+    pub fn parse(source: &str) -> Option<Result<Self, String>> {
+        let rest = source.strip_prefix("hf://")?;
+        let (repo, revision) = match rest.split_once('@') {
+            Some((repo, rev)) => (repo, rev),
+            None => (rest, "main"),
+        };
+        let valid = matches!(repo.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/'));
+        Some(match valid && !revision.is_empty() {
+            true => Ok(Self {
+                repo: repo.into(),
+                revision: revision.into(),
+            }),
+            false => Err(format!(
+                "{source:?} is not hf://ORG/REPO or hf://ORG/REPO@REVISION"
+            )),
+        })
+    }
+}
+
+/// One repo at one commit, and the client that reads it.
+pub struct HubSource {
+    pub client: HubClient,
+    pub repo: String,
+    pub sha: String,
+}
+
+/// A Hub file as a layer segment names it.
+pub struct HubFileRef<'a> {
+    pub path: &'a str,
+    pub size: u64,
+    pub lfs_sha256: Option<&'a str>,
+}
+
+/// What the repo holds at the resolved commit, and what the selection rules left out.
+pub struct HubListing {
+    pub source: HubSource,
+    pub files: Vec<RepoEntry>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Resolves the revision to a commit and lists the files the rules select.
+pub async fn list(
+    spec: &HubSpec,
+    options: &HubOptions,
+    rules: &Rules,
+) -> Result<HubListing, HubError> {
+    let client = HubClient::new(options)?;
+    let sha = client.commit_sha(&spec.repo, &spec.revision).await?;
+    tracing::info!("{} at {} is commit {sha}", spec.repo, spec.revision);
+    let entries = client.list_files(&spec.repo, &sha).await?;
+    let selection = rules.select(
+        entries
+            .iter()
+            .map(|e| RepoFile {
+                path: e.path.clone(),
+                size: e.size,
+            })
+            .collect(),
+    );
+    for skipped in &selection.skipped {
+        tracing::info!("skipping {skipped}");
+    }
+    let chosen: std::collections::HashSet<&str> =
+        selection.selected.iter().map(|f| f.path.as_str()).collect();
+    let files = entries
+        .iter()
+        .filter(|e| chosen.contains(e.path.as_str()))
+        .cloned()
+        .collect();
+    Ok(HubListing {
+        source: HubSource {
+            client,
+            repo: spec.repo.clone(),
+            sha,
+        },
+        files,
+        skipped: selection.skipped,
+    })
+}
+
+impl HubSource {
+    /// Streams `file` from byte `skip` on into `writer`. The body is read from byte 0 even
+    /// when resuming inside the file, so its sha256 is over every byte; the bytes before
+    /// `skip` are only hashed.
+    pub async fn stream_file(
+        &self,
+        file: &HubFileRef<'_>,
+        skip: u64,
+        writer: &mut ChunkWriter,
+        progress: &Progress,
+    ) -> Result<(), SourceError> {
+        let failed = |detail: String| SourceError::HubFile {
+            path: file.path.into(),
+            detail,
+        };
+        let (response, _) = self
+            .client
+            .open_file(&self.repo, &self.sha, file.path, 0)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let mut hasher = file.lfs_sha256.map(|_| Sha256::new());
+        let mut at = 0u64;
+        let mut body = response.bytes_stream();
+        while let Some(piece) = body.next().await {
+            let mut piece = piece.map_err(|e| failed(format!("the download broke off: {e}")))?;
+            if at + piece.len() as u64 > file.size {
+                return Err(failed(format!(
+                    "more than the {} bytes the Hub lists",
+                    file.size
+                )));
+            }
+            if let Some(h) = &mut hasher {
+                h.update(&piece);
+            }
+            let end = at + piece.len() as u64;
+            if end > skip {
+                let _ = piece.split_to(skip.saturating_sub(at) as usize);
+                send(writer, piece, progress).await?;
+            }
+            at = end;
+        }
+        if at != file.size {
+            return Err(failed(format!(
+                "{at} bytes arrived, the Hub lists {}",
+                file.size
+            )));
+        }
+        if let (Some(expected), Some(h)) = (file.lfs_sha256, hasher) {
+            let actual = hex(&h.finalize());
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(failed(format!(
+                    "its bytes have sha256 {actual}, but the Hub lists {expected}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hf_sources_parse() {
+        assert_eq!(
+            HubSpec::parse("hf://org/name@v2").unwrap().unwrap(),
+            HubSpec {
+                repo: "org/name".into(),
+                revision: "v2".into()
+            }
+        );
+        assert_eq!(
+            HubSpec::parse("hf://org/name").unwrap().unwrap().revision,
+            "main"
+        );
+        assert!(HubSpec::parse("hf://name").unwrap().is_err());
+        assert!(HubSpec::parse("hf://org/a/b").unwrap().is_err());
+        assert!(HubSpec::parse("/models/x").is_none());
+    }
+}

@@ -1,0 +1,146 @@
+//! build-push from `hf://` (issue #11): each file streamed from the testkit's Hub server into
+//! its layer, against the real distribution registry.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{build_push, push_json, stderr, MIB};
+use modelcar_shared::hub::HubOptions;
+use modelcar_testkit::model::write_random;
+use modelcar_testkit::oci_tools::skopeo_inspect;
+use modelcar_testkit::{HubRepo, HubServer, Registry};
+
+const REPO: &str = "org/tiny-llm";
+
+fn random(len: u64, seed: u64) -> Vec<u8> {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    write_random(tmp.path(), len, seed);
+    std::fs::read(tmp.path()).unwrap()
+}
+
+fn tiny_repo() -> HubRepo {
+    HubRepo::new(REPO)
+        .file(
+            "config.json",
+            br#"{"architectures":["MistralForCausalLM"]}"#.to_vec(),
+        )
+        .file("tokenizer.json", random(300_000, 3))
+        .file("model-00001-of-00002.safetensors", random(3 * MIB, 1))
+        .file("model-00002-of-00002.safetensors", random(3 * MIB, 2))
+        .file("consolidated.safetensors", random(MIB, 4))
+        .file("nested/dir/notes.txt", b"hello\n".to_vec())
+}
+
+fn hf_args<'a>(endpoint: &'a str, source: &'a str, image: &'a str) -> Vec<&'a str> {
+    vec![
+        source,
+        image,
+        "--hf-endpoint",
+        endpoint,
+        "--base",
+        "scratch",
+    ]
+}
+
+/// The same revision gives the same image digest streamed from the Hub as built from the
+/// directory fetch-model downloads, and the `hf://` build downloads each chosen file once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hf_build_has_the_digest_of_the_directory_build() {
+    let hub = HubServer::start(vec![tiny_repo()]);
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = hub.endpoint();
+    let from_hub = format!("{}/org/from-hub:v1", registry.host());
+    let report = push_json(
+        tmp.path(),
+        &hf_args(&endpoint, &format!("hf://{REPO}"), &from_hub),
+    );
+    let chosen = [
+        ("config.json", 40),
+        ("tokenizer.json", 300_000),
+        ("model-00001-of-00002.safetensors", 3 * MIB),
+        ("model-00002-of-00002.safetensors", 3 * MIB),
+        ("nested/dir/notes.txt", 6),
+    ];
+    for (path, size) in chosen {
+        assert_eq!(hub.bytes_served_for(path), size, "{path} downloaded once");
+    }
+    assert_eq!(hub.bytes_served_for("consolidated.safetensors"), 0);
+
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let workspace = modelcar_shared::Workspace::open(&ws).unwrap();
+    fetch_model::run(fetch_model::Options {
+        repo: REPO.into(),
+        revision: "main".into(),
+        include: vec![],
+        exclude: vec![],
+        all_formats: false,
+        target: fetch_model::Target::Workspace {
+            ws: workspace,
+            name: "tiny-llm".into(),
+        },
+        hub: HubOptions {
+            endpoint: endpoint.clone(),
+            ..HubOptions::default()
+        },
+        jobs: 2,
+        min_free: 0,
+        progress_every: Duration::from_secs(60),
+    })
+    .await
+    .unwrap();
+    let from_dir = format!("{}/org/from-dir:v1", registry.host());
+    let model = ws.join("models/tiny-llm");
+    let dir_report = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &from_dir,
+            "--base",
+            "scratch",
+            "--workspace",
+            ws.to_str().unwrap(),
+        ],
+    );
+    eprintln!(
+        "hf:// build {} = directory build {}",
+        report["digest"], dir_report["digest"]
+    );
+    assert_eq!(report["digest"], dir_report["digest"]);
+    let inspect = skopeo_inspect(&format!("docker://{from_hub}"));
+    assert_eq!(inspect["Digest"], report["digest"]);
+    assert_eq!(
+        inspect["Labels"]["io.modelcar.hf.revision"],
+        hub.sha(REPO, "main").as_str()
+    );
+}
+
+/// An LFS file whose bytes do not match the Hub's sha256 fails its layer before the commit:
+/// the error names the file, and no manifest (no tag) reaches the registry.
+#[test]
+fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
+    let hub = HubServer::start(vec![tiny_repo()]);
+    hub.corrupt("model-00002-of-00002.safetensors");
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = format!("{}/org/bad:v1", registry.host());
+    let endpoint = hub.endpoint();
+    let out = build_push(
+        tmp.path(),
+        &hf_args(&endpoint, &format!("hf://{REPO}"), &image),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("model-00002-of-00002.safetensors") && err.contains("sha256"),
+        "{err}"
+    );
+    assert_eq!(
+        modelcar_testkit::http::get_status(&registry.host(), "/v2/org/bad/tags/list", None)
+            .unwrap(),
+        404,
+        "no manifest was pushed"
+    );
+}
