@@ -144,3 +144,73 @@ fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
         "no manifest was pushed"
     );
 }
+
+/// Killed (SIGKILL) once some layers are pushed, then run again with the same workspace: the
+/// rerun downloads only the files whose layers had not reached the registry.
+#[test]
+fn a_rerun_after_sigkill_downloads_only_files_not_yet_pushed() {
+    let mut repo = HubRepo::new(REPO).file("config.json", b"{}".to_vec());
+    for i in 1..=6u64 {
+        let name = format!("model-{i:05}-of-00006.safetensors");
+        repo = repo.file(&name, random(4 * MIB, i));
+    }
+    let hub = HubServer::start(vec![repo]);
+    let registry = Registry::start();
+    // Held to 32 MiB/s so the kill lands between layers, whatever this machine's speed.
+    let proxy = modelcar_testkit::CountingProxy::start_throttled(&registry.host(), Some(32 * MIB));
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let (endpoint, source) = (hub.endpoint(), format!("hf://{REPO}"));
+    let image = format!("{}/org/killed:v1", proxy.host());
+    let mut args = hf_args(&endpoint, &source, &image);
+    args.extend([
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--output",
+        "json",
+        "--layer-threshold",
+        "1MiB",
+    ]);
+
+    let mut child = common::command(tmp.path(), &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    proxy.wait_for_bytes_up(10 * MIB, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let served_before: Vec<u64> = (1..=6)
+        .map(|i| hub.bytes_served_for(&format!("model-{i:05}-of-00006.safetensors")))
+        .collect();
+    hub.reset_counts();
+
+    let out = common::command(tmp.path(), &args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let served_after: Vec<u64> = (1..=6)
+        .map(|i| hub.bytes_served_for(&format!("model-{i:05}-of-00006.safetensors")))
+        .collect();
+    eprintln!("hf:// rerun: bytes served per shard before the kill {served_before:?}, on the rerun {served_after:?}");
+    let pushed_before = served_before.iter().take_while(|&&n| n == 4 * MIB).count();
+    assert!(
+        pushed_before >= 2,
+        "the kill came too early to show anything: {served_before:?}"
+    );
+    for (i, after) in served_after.iter().enumerate() {
+        // Shards whose layers were committed are not downloaded again (the last one fully
+        // served before the kill may not have been committed yet).
+        if i + 1 < pushed_before {
+            assert_eq!(*after, 0, "shard {} was pushed before the kill", i + 1);
+        } else {
+            assert_eq!(
+                *after,
+                4 * MIB,
+                "shard {} is downloaded once on the rerun",
+                i + 1
+            );
+        }
+    }
+}
