@@ -13,6 +13,8 @@
 #                    --chunk-size 16MiB, 64MiB, 256MiB and 0 (one request per blob)
 #   scripts/bench.sh fetch [MIB_PER_SHARD] [SHARDS]        default 256 MiB x 4: fetch-model vs
 #                    hf download (huggingface_hub), same repo from a local Hub server
+#   scripts/bench.sh hf [MIB_PER_SHARD] [SHARDS]           default 768 MiB x 4: build-push hf://
+#                    in one pass vs fetch-model + build-push vs hf download + olot + skopeo copy
 #   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
 cargo build --release --locked -p fix-perms -p build-push -p mirror -p fetch-model >&2
-[ "$what" != fetch ] || cargo build --release --locked -p modelcar-testkit --bin hub-serve >&2
+case "$what" in fetch | hf) cargo build --release --locked -p modelcar-testkit --bin hub-serve >&2 ;; esac
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
 trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" /dev/shm/modelcar-bench-*; true' EXIT
 
@@ -310,11 +312,74 @@ bench_fetch() {
   echo "ratio: fetch-model takes $(echo "scale=2; $m_ours / $m_hf" | bc)x the time of hf download"
 }
 
+# One pass from the Hub (build-push hf://) against fetch-model + build-push and against what
+# users run today (hf download + olot + skopeo copy), the same repo from the testkit's Hub
+# server, pushed to a registry on tmpfs with the same busybox base.
+bench_hf() {
+  local mb=${1:-768} shards=${2:-4} model=$work/model runs=${RUNS:-3} i endpoint hub_pid
+  local py=target/bench-python
+  [ -x "$py/bin/hf" ] || { python3 -m venv "$py" && "$py/bin/pip" install -q huggingface_hub >&2; }
+  echo "== build-push hf:// (one pass) vs fetch-model + build-push vs hf download + olot + skopeo copy:"
+  echo "   $shards x $mb MiB shards from the testkit's Hub server, registry on tmpfs, busybox base,"
+  echo "   page cache dropped before each run, $runs interleaved runs per way"
+  make_model "$model" "$mb" "$shards"
+  target/release/hub-serve "$model" org/bench >"$work/hub.url" 2>"$work/hub.log" &
+  hub_pid=$!
+  registry_pids+=("$hub_pid")
+  for _ in $(seq 600); do [ -s "$work/hub.url" ] && break; sleep 0.1; done
+  endpoint=$(cat "$work/hub.url")
+  local one=() two=() three=() one_rss=0 one_disk=0 d
+  for i in $(seq "$runs"); do
+    start_registry "hf-one$i"
+    push_base
+    run "build-push hf:// (run $i)" target/release/build-push hf://org/bench \
+      "$registry/bench/model:1" --hf-endpoint "$endpoint" --base "$registry/base/busybox:1" --no-cache
+    one+=("$wall")
+    one_rss=$(echo "if ($rss_mb > $one_rss) $rss_mb else $one_rss" | bc)
+    one_disk=$(echo "if ($disk_mb > $one_disk) $disk_mb else $one_disk" | bc)
+    stop_registry
+
+    start_registry "hf-two$i"
+    push_base
+    d=$work/fetched
+    run "fetch-model + build-push (run $i)" sh -c "
+      rm -rf '$d' '$work/.fetched.fetch-model' &&
+      target/release/fetch-model org/bench --endpoint '$endpoint' --dest '$d' >/dev/null &&
+      target/release/build-push '$d' '$registry/bench/model:1' --base '$registry/base/busybox:1' --no-cache"
+    two+=("$wall")
+    rm -rf "$d" "$work/.fetched.fetch-model"
+    stop_registry
+
+    start_registry "hf-three$i"
+    push_base
+    d=$work/hf-out
+    run "hf download + olot + skopeo copy (run $i)" sh -c "
+      rm -rf '$d' '$work/hf-home' '$work/olot-layout' &&
+      HF_ENDPOINT='$endpoint' HF_HOME='$work/hf-home' HF_HUB_DISABLE_TELEMETRY=1 \
+        '$py/bin/hf' download org/bench --local-dir '$d' >/dev/null 2>&1 &&
+      rm -rf '$d/.cache' &&
+      skopeo copy -q --src-tls-verify=false docker://$registry/base/busybox:1 oci:'$work/olot-layout':latest &&
+      olot '$work/olot-layout' --root-dir '$d' \$(find '$d' -type f | sort) &&
+      skopeo copy -q --dest-tls-verify=false oci:'$work/olot-layout':latest docker://$registry/bench/model:1"
+    three+=("$wall")
+    rm -rf "$d" "$work/hf-home" "$work/olot-layout"
+    stop_registry
+  done
+  kill "$hub_pid" 2>/dev/null || true
+  local model_mb m_one m_two m_three
+  model_mb=$(du -sm "$model" | cut -f1)
+  m_one=$(median "${one[@]}") m_two=$(median "${two[@]}") m_three=$(median "${three[@]}")
+  echo "medians of $runs runs: hf:// one pass $m_one s, fetch-model + build-push $m_two s, hf download + olot + skopeo $m_three s"
+  echo "ratio: one pass is $(echo "scale=2; $m_two / $m_one" | bc)x faster than fetch-model + build-push, $(echo "scale=2; $m_three / $m_one" | bc)x faster than hf download + olot + skopeo"
+  echo "one pass: at most $one_disk MB written to local disk for a $model_mb MB model ($(echo "scale=3; 100 * $one_disk / $model_mb" | bc)%), peak RSS at most $one_rss MB"
+}
+
 case "$what" in
   build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
   mirror) bench_mirror "${2:-768}" "${3:-4}" ;;
   chunks) bench_chunks "${2:-768}" "${3:-4}" ;;
   fetch) bench_fetch "${2:-256}" "${3:-4}" ;;
+  hf) bench_hf "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, fix-perms)" >&2; exit 2 ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, hf, fix-perms)" >&2; exit 2 ;;
 esac
