@@ -22,15 +22,24 @@ pub struct Chunk {
     pub start: Checkpoint,
 }
 
-/// The producing side: splits what it is given into chunks of `chunk_size` and hashes it.
+/// The producing side: splits what it is given into chunks of `chunk_size` and hashes it, for
+/// one destination or several at once (each with its own chunks, hash and resume point), so a
+/// source is read once whatever the number of destinations. The slowest one sets the pace.
 pub struct ChunkWriter {
+    outputs: Vec<Output>,
+    /// The offset of the next byte the producer writes.
+    position: u64,
+}
+
+/// One destination's side of the writer.
+struct Output {
     chunks: mpsc::Sender<Chunk>,
     current: Option<mpsc::Sender<std::io::Result<Bytes>>>,
     left_in_chunk: u64,
     chunk_size: u64,
     /// The next byte to send.
     offset: u64,
-    /// Every byte written so far, sent or not.
+    /// Every byte written to this output so far, sent or not.
     hashed: Checkpoint,
     total: u64,
 }
@@ -38,6 +47,13 @@ pub struct ChunkWriter {
 /// The consumer went away (its upload failed): stop producing; its error is the one to report.
 #[derive(Debug)]
 pub struct Abandoned;
+
+/// Where one destination's stream starts: the hash state to go on from, and the first byte the
+/// destination lacks (at or after it).
+pub struct StreamStart {
+    pub from: Checkpoint,
+    pub send_from: u64,
+}
 
 impl ChunkWriter {
     /// A writer for a stream of `total` bytes, and the receiver of its chunks.
@@ -54,27 +70,86 @@ impl ChunkWriter {
         from: Checkpoint,
         send_from: u64,
     ) -> (Self, mpsc::Receiver<Chunk>) {
-        let (tx, rx) = mpsc::channel(1);
-        let writer = Self {
-            chunks: tx,
-            current: None,
-            left_in_chunk: 0,
-            chunk_size: chunk_size.max(1),
-            offset: send_from.max(from.offset()),
-            hashed: from,
-            total,
-        };
-        (writer, rx)
+        let (writer, mut receivers) =
+            Self::fan_out(total, chunk_size, vec![StreamStart { from, send_from }]);
+        (writer, receivers.remove(0))
+    }
+
+    /// A writer feeding one chunk stream per start. The producer starts at the earliest start;
+    /// each output takes the bytes from its own on.
+    pub fn fan_out(
+        total: u64,
+        chunk_size: u64,
+        starts: Vec<StreamStart>,
+    ) -> (Self, Vec<mpsc::Receiver<Chunk>>) {
+        let mut receivers = Vec::with_capacity(starts.len());
+        let outputs: Vec<Output> = starts
+            .into_iter()
+            .map(|start| {
+                let (tx, rx) = mpsc::channel(1);
+                receivers.push(rx);
+                Output {
+                    chunks: tx,
+                    current: None,
+                    left_in_chunk: 0,
+                    chunk_size: chunk_size.max(1),
+                    offset: start.send_from.max(start.from.offset()),
+                    hashed: start.from,
+                    total,
+                }
+            })
+            .collect();
+        let position = outputs.iter().map(|o| o.hashed.offset()).min().unwrap_or(0);
+        (Self { outputs, position }, receivers)
     }
 
     /// The offset of the next byte to write: where the producer must start.
     pub fn position(&self) -> u64 {
-        self.hashed.offset()
+        self.position
     }
 
-    /// Hashes `bytes` and sends those not already at the destination, starting new chunks at
-    /// chunk boundaries. Returns how many bytes were sent.
-    pub async fn write(&mut self, mut bytes: Bytes) -> Result<u64, Abandoned> {
+    /// Hashes `bytes` and sends those not already at each destination, starting new chunks at
+    /// chunk boundaries. Returns how many bytes were sent, over all destinations.
+    pub async fn write(&mut self, bytes: Bytes) -> Result<u64, Abandoned> {
+        let start = self.position;
+        self.position += bytes.len() as u64;
+        let mut sent = 0;
+        for output in &mut self.outputs {
+            // An output resuming further on already has the hash of what comes before.
+            let covered = output.hashed.offset().saturating_sub(start);
+            if covered >= bytes.len() as u64 {
+                continue;
+            }
+            sent += output.write(bytes.slice(covered as usize..)).await?;
+        }
+        Ok(sent)
+    }
+
+    /// Passes a read error to the consumers, whose requests then fail with it.
+    pub async fn fail(&mut self, error: std::io::Error) {
+        for output in &mut self.outputs {
+            if let Some(sender) = &output.current {
+                let _ = sender
+                    .send(Err(std::io::Error::new(error.kind(), error.to_string())))
+                    .await;
+            }
+        }
+    }
+
+    /// The digest of everything written (every output hashed the same bytes).
+    pub fn finish(self) -> String {
+        let mut digests = self.outputs.into_iter().map(|o| o.hashed.digest());
+        let first = digests.next().unwrap_or_default();
+        debug_assert!(
+            digests.all(|d| d == first),
+            "outputs hashed different bytes"
+        );
+        first
+    }
+}
+
+impl Output {
+    async fn write(&mut self, mut bytes: Bytes) -> Result<u64, Abandoned> {
         let held = self.offset.saturating_sub(self.hashed.offset());
         let only_hashed = held.min(bytes.len() as u64) as usize;
         if only_hashed > 0 {
@@ -94,18 +169,6 @@ impl ChunkWriter {
             sender.send(Ok(piece)).await.map_err(|_| Abandoned)?;
         }
         Ok(sent)
-    }
-
-    /// Passes a read error to the consumer, whose request then fails with it.
-    pub async fn fail(&mut self, error: std::io::Error) {
-        if let Some(sender) = &self.current {
-            let _ = sender.send(Err(error)).await;
-        }
-    }
-
-    /// The digest of everything written.
-    pub fn finish(self) -> String {
-        self.hashed.digest()
     }
 
     async fn open_chunk(&mut self) -> Result<(), Abandoned> {
@@ -209,6 +272,43 @@ mod tests {
         assert!(chunks.recv().await.is_none());
         let (sent, digest) = producer.await.unwrap();
         assert_eq!(sent, 4);
+        assert_eq!(digest, crate::digest::sha256_digest(b"abcdefghij"));
+    }
+
+    #[tokio::test]
+    async fn a_fan_out_feeds_each_output_from_its_own_start() {
+        let mut at4 = Checkpoint::start();
+        at4.update(b"abcd");
+        let starts = vec![
+            StreamStart {
+                from: Checkpoint::start(),
+                send_from: 0,
+            },
+            StreamStart {
+                from: at4,
+                send_from: 6,
+            },
+        ];
+        let (mut writer, receivers) = ChunkWriter::fan_out(10, 100, starts);
+        assert_eq!(writer.position(), 0);
+        let producer = tokio::spawn(async move {
+            let mut sent = writer.write(Bytes::from_static(b"abc")).await.unwrap();
+            sent += writer.write(Bytes::from_static(b"defghij")).await.unwrap();
+            (sent, writer.finish())
+        });
+        let mut seen = Vec::new();
+        for mut rx in receivers {
+            let mut data = Vec::new();
+            while let Some(mut chunk) = rx.recv().await {
+                while let Some(piece) = chunk.pieces.recv().await {
+                    data.extend_from_slice(&piece.unwrap());
+                }
+            }
+            seen.push(String::from_utf8(data).unwrap());
+        }
+        assert_eq!(seen, ["abcdefghij", "ghij"]);
+        let (sent, digest) = producer.await.unwrap();
+        assert_eq!(sent, 14);
         assert_eq!(digest, crate::digest::sha256_digest(b"abcdefghij"));
     }
 }
