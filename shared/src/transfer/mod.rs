@@ -15,5 +15,5 @@ pub mod uploads;
 pub use copy::{copy_blob, Producer, RemoteBlob, Sent, TransferError};
 pub use destination::{DestError, DestSpec, Destination, OciLayout};
 pub use download::{produce_download, SourceError};
-pub use stream::stream_blob;
+pub use stream::{stream_blob, stream_blob_to_all};
 pub use uploads::UploadLog;

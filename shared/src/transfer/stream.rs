@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::checkpoint::Checkpoint;
-use super::chunks::ChunkWriter;
+use super::chunks::{ChunkWriter, StreamStart};
 use super::copy::{Producer, Sent, TransferError};
 use super::destination::{DestError, Destination, Pending};
 use super::download::SourceError;
@@ -35,46 +35,53 @@ pub async fn stream_blob<P: Producer>(
     uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
-    let size = producer.size();
-    let log = BlobLog::new(uploads, dest.upload_key(&producer.id()), size);
-    let mut start = open(dest, &log).await?;
-    progress.adjust_total(-(start.send_from as i64));
+    let mut sent = stream_blob_to_all(&[dest], producer, chunk_size, uploads, progress).await?;
+    Ok(sent.remove(0))
+}
+
+/// Streams `producer` into every destination of `dests` at once: the source is read once, each
+/// destination gets its own upload from its own resume point. When any of them fails in a way
+/// that may pass, all go on from where each stopped.
+pub async fn stream_blob_to_all<P: Producer>(
+    dests: &[&Destination],
+    producer: &P,
+    chunk_size: u64,
+    uploads: &UploadLog,
+    progress: &Progress,
+) -> Result<Vec<Sent>, TransferError> {
+    let (size, id) = (producer.size(), producer.id());
+    let mut lanes = Vec::with_capacity(dests.len());
+    for dest in dests {
+        let log = BlobLog::new(uploads, dest.upload_key(&id), size);
+        let start = open(dest, &log).await?;
+        progress.adjust_total(-(start.send_from as i64));
+        lanes.push(Lane::new(dest, log, start));
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut latest = start.from.clone();
-        let chunk = chunk_size.max(start.pending.min_chunk());
-        let (writer, chunks) =
-            ChunkWriter::resuming(size, chunk, start.from.clone(), start.send_from);
-        let mut confirmed = |at: &Checkpoint, location: &str| {
-            log.save(location, at);
-            latest = at.clone();
-        };
+        let chunk = lanes
+            .iter()
+            .map(|l| l.start.pending.min_chunk())
+            .fold(chunk_size, u64::max);
+        let starts = lanes.iter().map(Lane::stream_start).collect();
+        let (writer, receivers) = ChunkWriter::fan_out(size, chunk, starts);
+        let receiving = lanes
+            .iter_mut()
+            .zip(receivers)
+            .map(|(lane, chunks)| lane.receive(chunks));
         let (produced, received) = tokio::join!(
             producer.produce(writer, progress),
-            dest.receive(&mut start.pending, chunks, &mut confirmed)
+            futures_util::future::join_all(receiving)
         );
-        let failure = match (produced, received) {
-            (Ok(digest), Ok(())) => {
-                let committed = dest.commit(start.pending, &digest).await;
-                // A commit the registry refused (a digest it computed otherwise) ends the
-                // session as well: the next run starts the blob again.
-                if !committed.as_ref().is_err_and(DestError::is_retryable) {
-                    log.forget();
-                }
-                committed?;
-                return Ok(Sent {
-                    digest,
-                    size,
-                    sent: true,
-                });
-            }
+        let failure = match (produced, received.into_iter().find_map(Result::err)) {
+            (Ok(digest), None) => return commit_all(lanes, digest, size).await,
             // The producer failed on its own (unreadable file, corrupt source): final.
             (Err(TransferError::Source(e)), _) if !matches!(e, SourceError::Abandoned) => {
                 return Err(e.into())
             }
-            (_, Err(e)) | (Err(TransferError::Dest(e)), Ok(())) => e,
-            (Err(e), Ok(())) => return Err(e),
+            (_, Some(e)) | (Err(TransferError::Dest(e)), None) => e,
+            (Err(e), None) => return Err(e),
         };
         if !failure.is_retryable() || attempt == BLOB_ATTEMPTS {
             return Err(failure.into());
@@ -89,8 +96,82 @@ pub async fn stream_blob<P: Producer>(
             attempt + 1
         );
         tokio::time::sleep(pause).await;
-        start = resume(dest, start.pending, latest, size, &log).await?;
+        let mut next = Vec::with_capacity(lanes.len());
+        for lane in lanes {
+            let start = resume(lane.dest, lane.start.pending, lane.latest, size, &lane.log).await?;
+            next.push(Lane::new(lane.dest, lane.log, start));
+        }
+        lanes = next;
     }
+}
+
+/// One destination's upload of the blob: where it started, and the last point it is known
+/// to hold (the chunk boundary before the next chunk it was sent).
+struct Lane<'a> {
+    dest: &'a Destination,
+    log: BlobLog<'a>,
+    start: StartPoint,
+    latest: Checkpoint,
+}
+
+impl<'a> Lane<'a> {
+    fn new(dest: &'a Destination, log: BlobLog<'a>, start: StartPoint) -> Self {
+        Self {
+            dest,
+            log,
+            latest: start.from.clone(),
+            start,
+        }
+    }
+
+    fn stream_start(&self) -> StreamStart {
+        StreamStart {
+            from: self.start.from.clone(),
+            send_from: self.start.send_from,
+        }
+    }
+
+    async fn receive(
+        &mut self,
+        chunks: tokio::sync::mpsc::Receiver<super::chunks::Chunk>,
+    ) -> Result<(), DestError> {
+        let Self {
+            dest,
+            log,
+            start,
+            latest,
+        } = self;
+        let mut confirmed = |at: &Checkpoint, location: &str| {
+            log.save(location, at);
+            *latest = at.clone();
+        };
+        dest.receive(&mut start.pending, chunks, &mut confirmed)
+            .await
+    }
+}
+
+/// Commits the blob at every destination, in order.
+async fn commit_all(
+    lanes: Vec<Lane<'_>>,
+    digest: String,
+    size: u64,
+) -> Result<Vec<Sent>, TransferError> {
+    let mut sent = Vec::with_capacity(lanes.len());
+    for lane in lanes {
+        let committed = lane.dest.commit(lane.start.pending, &digest).await;
+        // A commit the registry refused (a digest it computed otherwise) ends the session as
+        // well: the next run starts the blob again.
+        if !committed.as_ref().is_err_and(DestError::is_retryable) {
+            lane.log.forget();
+        }
+        committed?;
+        sent.push(Sent {
+            digest: digest.clone(),
+            size,
+            sent: true,
+        });
+    }
+    Ok(sent)
 }
 
 /// The first attempt: an upload an earlier run left, if the registry still has it, else a
