@@ -11,6 +11,7 @@ pub mod plan;
 pub mod push;
 pub mod report;
 mod run;
+mod send;
 pub mod tar_layout;
 
 pub use run::{run, BuildError, HubInput, ModelSource, Options};

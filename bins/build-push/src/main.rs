@@ -40,9 +40,11 @@ struct Args {
     source: String,
 
     /// Where to push: HOST[:PORT]/REPO[:TAG] (docker:// prefix accepted), or oci:DIR[:TAG] for an
-    /// OCI image layout on disk.
-    #[arg(value_name = "DEST", env = "MODELCAR_DEST")]
-    dest: String,
+    /// OCI image layout on disk. Several: each file is read once and sent to all of them
+    /// (--output json lists each; --results-dir and the metadata file's image name the first,
+    /// the metadata file's mirrors the others).
+    #[arg(value_name = "DEST", env = "MODELCAR_DEST", required = true, num_args = 1..)]
+    dests: Vec<String>,
 
     /// Base image, providing the shell KServe's modelcar sidecar runs; `scratch` for none.
     /// Pin it by digest for reproducible images.
@@ -193,7 +195,11 @@ fn main() -> ExitCode {
 }
 
 fn options(args: &Args) -> anyhow::Result<build_push::Options> {
-    let dest = DestSpec::parse(&args.dest).map_err(|e| UsageError(format!("DEST: {e}")))?;
+    let dests = args
+        .dests
+        .iter()
+        .map(|d| DestSpec::parse(d).map_err(|e| UsageError(format!("DEST {d}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
     let credentials = CredentialSource::from_flags(
         args.creds.as_deref(),
@@ -223,7 +229,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
     };
     Ok(build_push::Options {
         source: model_source(args)?,
-        dest,
+        dests,
         base: args.base.clone(),
         platform: match &args.platform {
             Some(p) => p.clone(),

@@ -3,7 +3,7 @@
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::{
-    stream_blob, Destination, Producer, Sent, TransferError, UploadLog,
+    stream_blob_to_all, Destination, Producer, Sent, TransferError, UploadLog,
 };
 
 use crate::chunks_of_tar::produce_tar;
@@ -43,33 +43,49 @@ pub struct LayerSource<'a> {
     pub key: &'a str,
 }
 
-/// Pushes a model layer; `known` is its digest from the cache, if any.
+/// Pushes a model layer to every destination that lacks it, reading it once; `known` is its
+/// digest from the cache, if any. Returns what happened at each destination, in order.
 pub async fn push_layer(
-    dest: &Destination,
+    dests: &[&Destination],
     layer: LayerSource<'_>,
     known: Option<&str>,
     chunk_size: u64,
     uploads: &UploadLog,
     progress: &Progress,
-) -> Result<Sent, TransferError> {
+) -> Result<Vec<Sent>, TransferError> {
     let LayerSource { layout, hub, key } = layer;
+    let mut outcome: Vec<Option<Sent>> = vec![None; dests.len()];
     if let Some(digest) = known {
-        if dest.has_blob(digest).await? {
-            progress.adjust_total(-(layout.size as i64));
-            return Ok(Sent {
-                digest: digest.into(),
-                size: layout.size,
-                sent: false,
-            });
+        for (slot, dest) in outcome.iter_mut().zip(dests) {
+            if dest.has_blob(digest).await? {
+                progress.adjust_total(-(layout.size as i64));
+                *slot = Some(Sent {
+                    digest: digest.into(),
+                    size: layout.size,
+                    sent: false,
+                });
+            }
         }
     }
-    let producer = TarProducer { layout, key, hub };
-    let pushed = stream_blob(dest, &producer, chunk_size, uploads, progress).await?;
-    if let Some(known) = known.filter(|k| *k != pushed.digest) {
-        tracing::warn!(
-            "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",
-            pushed.digest
-        );
+    let lacking: Vec<&Destination> = dests
+        .iter()
+        .zip(&outcome)
+        .filter(|(_, o)| o.is_none())
+        .map(|(d, _)| *d)
+        .collect();
+    if !lacking.is_empty() {
+        let producer = TarProducer { layout, key, hub };
+        let mut pushed =
+            stream_blob_to_all(&lacking, &producer, chunk_size, uploads, progress).await?;
+        if let Some(known) = known.filter(|k| pushed.first().is_some_and(|p| p.digest != *k)) {
+            tracing::warn!(
+                "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",
+                pushed[0].digest
+            );
+        }
+        for slot in outcome.iter_mut().filter(|o| o.is_none()) {
+            *slot = Some(pushed.remove(0));
+        }
     }
-    Ok(pushed)
+    Ok(outcome.into_iter().flatten().collect())
 }

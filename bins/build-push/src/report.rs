@@ -13,12 +13,21 @@ pub struct PushReport {
     /// Bytes of the config and all layers.
     pub size: u64,
     pub layers: Vec<LayerReport>,
-    /// Layer bytes actually sent (or written) by this run.
+    /// Layer bytes actually sent (or written) by this run, to the first destination.
     pub bytes_sent: u64,
+    /// Every destination, the first one (`image`) included.
+    pub destinations: Vec<DestinationReport>,
     /// The base image as `registry/repository@digest`; absent for scratch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationReport {
+    pub image: String,
+    pub digest: String,
+    pub bytes_sent: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,8 +43,17 @@ pub struct LayerReport {
 impl Report for PushReport {
     fn human(&self) -> String {
         let sent = self.layers.iter().filter(|l| l.sent).count();
+        let others = self.destinations.iter().skip(1).map(|d| {
+            format!(
+                "\nalso {}@{}: sent {}",
+                d.image,
+                d.digest,
+                human_bytes(d.bytes_sent)
+            )
+        });
+        let others: String = others.collect();
         format!(
-            "{}@{}\n{} layers, {}: sent {} ({} layers) in {:.1}s, {} layers already there",
+            "{}@{}\n{} layers, {}: sent {} ({} layers) in {:.1}s, {} layers already there{others}",
             self.image,
             self.digest,
             self.layers.len(),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::digest::sha256_digest;
+use modelcar_shared::metadata::MirrorRecord;
 use modelcar_shared::metadata::{Metadata, MetadataError};
 use modelcar_shared::oci::{
     Descriptor, Platform, ANNOTATION_TITLE, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST,
@@ -16,17 +16,17 @@ use modelcar_shared::oci::{
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::ConnectOptions;
 use modelcar_shared::transfer::{
-    copy_blob, DestError, DestSpec, Destination, Sent as Pushed, TransferError, UploadLog,
+    DestError, DestSpec, Destination, Sent as Pushed, TransferError, UploadLog,
 };
 use modelcar_shared::Workspace;
 
 use crate::base::{self, BaseError, BaseImage};
-use crate::cache::{layer_key, CachedLayer, DigestCache};
+use crate::cache::{layer_key, DigestCache};
 use crate::hub_source::{self, HubSource, HubSpec};
 use crate::image::{config_json, manifest_json, ImageInfo};
 use crate::plan::{plan_hub_layers, plan_layers, LayerPlan, PlanError};
-use crate::push::{push_layer, LayerSource};
-use crate::report::{LayerReport, PushReport};
+use crate::report::{DestinationReport, LayerReport, PushReport};
+use crate::send::{send_layers, DestLayers};
 use crate::tar_layout::{layout, TarLayout};
 use modelcar_shared::hub::HubOptions;
 use modelcar_shared::selection::Rules;
@@ -47,7 +47,8 @@ pub struct HubInput {
 
 pub struct Options {
     pub source: ModelSource,
-    pub dest: DestSpec,
+    /// Where to push; each layer is read once and sent to all of them.
+    pub dests: Vec<DestSpec>,
     pub base: String,
     pub platform: Platform,
     pub prefix: String,
@@ -103,10 +104,10 @@ pub enum BuildError {
 }
 
 /// A model layer ready to send.
-struct ModelLayer {
-    plan: LayerPlan,
-    layout: TarLayout,
-    cache_key: String,
+pub(crate) struct ModelLayer {
+    pub plan: LayerPlan,
+    pub layout: TarLayout,
+    pub cache_key: String,
 }
 
 pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
@@ -126,15 +127,24 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         .iter()
         .map(|s| s.reference.repository.clone())
         .collect();
-    let dest = Destination::open(&opts.dest, &mount_from, &opts.connect)?;
+    let dests = opts
+        .dests
+        .iter()
+        .map(|d| Destination::open(d, &mount_from, &opts.connect))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dest_refs: Vec<&Destination> = dests.iter().collect();
 
     let total = layers.iter().map(|l| l.layout.size).sum::<u64>()
         + base.layers.iter().map(|l| l.size).sum::<u64>();
-    let progress = Progress::new(format!("pushing to {}", opts.dest.display()), total);
+    let names: Vec<String> = opts.dests.iter().map(DestSpec::display).collect();
+    let progress = Progress::new(
+        format!("pushing to {}", names.join(", ")),
+        total * dests.len() as u64,
+    );
     let _reporter = progress.spawn_reporter(opts.progress_every);
-    let (base_pushed, model_pushed) = send_layers(
+    let sent = send_layers(
         &opts,
-        &dest,
+        &dest_refs,
         &base,
         &layers,
         hub.as_ref(),
@@ -142,6 +152,7 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         &progress,
     )
     .await?;
+    let (base_pushed, model_pushed) = (&sent[0].base, &sent[0].model);
 
     let provenance = match &hub {
         Some(hub) => Some((hub.repo.clone(), hub.sha.clone())),
@@ -150,7 +161,7 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
     let info = image_info(&opts, provenance.as_ref(), &base);
     let model_descriptors: Vec<Descriptor> = layers
         .iter()
-        .zip(&model_pushed)
+        .zip(model_pushed)
         .map(|(layer, pushed)| {
             let mut d = Descriptor::new(OCI_LAYER_TAR, pushed.digest.clone(), pushed.size);
             d.annotations
@@ -160,7 +171,9 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         .collect();
     let config = Bytes::from(config_json(base.config.clone(), &model_descriptors, &info));
     let config_desc = Descriptor::new(OCI_CONFIG, sha256_digest(&config), config.len() as u64);
-    dest.put_blob(&config_desc.digest, config.clone()).await?;
+    for dest in &dests {
+        dest.put_blob(&config_desc.digest, config.clone()).await?;
+    }
 
     let all_layers: Vec<Descriptor> = base
         .layers
@@ -178,20 +191,35 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         sha256_digest(&manifest),
         manifest.len() as u64,
     );
-    dest.put_manifest(&opts.dest.tag(), &manifest_desc, manifest)
-        .await?;
+    for (spec, dest) in opts.dests.iter().zip(&dests) {
+        dest.put_manifest(&spec.tag(), &manifest_desc, manifest.clone())
+            .await?;
+    }
 
-    let report = PushReport {
-        image: opts.dest.display(),
-        digest: manifest_desc.digest.clone(),
-        size: config_desc.size + all_layers.iter().map(|l| l.size).sum::<u64>(),
-        layers: layer_reports(&layers, &base_pushed, &model_pushed),
-        bytes_sent: base_pushed
+    let bytes_sent = |d: &DestLayers| -> u64 {
+        d.base
             .iter()
-            .chain(&model_pushed)
+            .chain(&d.model)
             .filter(|p| p.sent)
             .map(|p| p.size)
-            .sum(),
+            .sum()
+    };
+    let report = PushReport {
+        image: opts.dests[0].display(),
+        digest: manifest_desc.digest.clone(),
+        size: config_desc.size + all_layers.iter().map(|l| l.size).sum::<u64>(),
+        layers: layer_reports(&layers, base_pushed, model_pushed),
+        bytes_sent: bytes_sent(&sent[0]),
+        destinations: opts
+            .dests
+            .iter()
+            .zip(&sent)
+            .map(|(spec, d)| DestinationReport {
+                image: spec.display(),
+                digest: manifest_desc.digest.clone(),
+                bytes_sent: bytes_sent(d),
+            })
+            .collect(),
         base: base
             .source
             .as_ref()
@@ -237,89 +265,6 @@ async fn plan_model(opts: &Options) -> Result<(Vec<ModelLayer>, Option<HubSource
         })
         .collect::<Result<_, BuildError>>()?;
     Ok((layers, hub))
-}
-
-/// Sends base and model layers, `--jobs` at a time; the first failure stops the rest.
-async fn send_layers(
-    opts: &Options,
-    dest: &Destination,
-    base: &BaseImage,
-    layers: &[ModelLayer],
-    hub: Option<&HubSource>,
-    cache: &DigestCache,
-    progress: &Progress,
-) -> Result<(Vec<Pushed>, Vec<Pushed>), BuildError> {
-    enum Job<'a> {
-        Base(&'a Descriptor),
-        Model(&'a ModelLayer),
-    }
-    let jobs = base
-        .layers
-        .iter()
-        .map(Job::Base)
-        .chain(layers.iter().map(Job::Model));
-    let results: Vec<Pushed> = futures_util::stream::iter(jobs)
-        .map(|job| async move {
-            match job {
-                Job::Base(descriptor) => {
-                    let source = base
-                        .source
-                        .as_ref()
-                        .expect("a base with layers has a source");
-                    let (client, chunk) = (&source.client, opts.chunk_size);
-                    copy_blob(dest, client, descriptor, chunk, &opts.uploads, progress)
-                        .await
-                        .map_err(|source| BuildError::BaseLayer {
-                            digest: descriptor.digest.clone(),
-                            source,
-                        })
-                }
-                Job::Model(layer) => {
-                    let cached = cache
-                        .get(&layer.cache_key)
-                        .filter(|c| c.size == layer.layout.size);
-                    let source = LayerSource {
-                        layout: &layer.layout,
-                        hub,
-                        key: &layer.cache_key,
-                    };
-                    let pushed = push_layer(
-                        dest,
-                        source,
-                        cached.as_ref().map(|c| c.digest.as_str()),
-                        opts.chunk_size,
-                        &opts.uploads,
-                        progress,
-                    )
-                    .await
-                    .map_err(|source| BuildError::Layer {
-                        title: layer.plan.title.clone(),
-                        source,
-                    })?;
-                    let entry = CachedLayer {
-                        digest: pushed.digest.clone(),
-                        size: pushed.size,
-                    };
-                    if let Err(e) = cache.record(&layer.cache_key, entry) {
-                        tracing::warn!("cannot update the digest cache {:?}: {e}", cache.path());
-                    }
-                    let verb = if pushed.sent {
-                        "sent"
-                    } else {
-                        "already there:"
-                    };
-                    tracing::info!("{verb} {} ({} bytes)", layer.plan.title, pushed.size);
-                    Ok(pushed)
-                }
-            }
-        })
-        .buffered(opts.jobs.max(1))
-        .try_collect()
-        .await?;
-    let model = results[base.layers.len()..].to_vec();
-    let mut base_results = results;
-    base_results.truncate(base.layers.len());
-    Ok((base_results, model))
 }
 
 /// Labels and annotations: provenance from the metadata file, then what the user gave (which wins).
@@ -392,15 +337,24 @@ fn record(
     hf: Option<(String, String)>,
     report: &PushReport,
 ) -> Result<(), BuildError> {
-    let image = match &opts.dest {
+    let name = |spec: &DestSpec| match spec {
         DestSpec::Registry(r) => r.name(),
         DestSpec::Layout { dir, .. } => format!("oci:{}", dir.display()),
     };
     let pushed_at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     ws.metadata()?.update(|m| {
-        m.image = Some(image);
+        m.image = Some(name(&opts.dests[0]));
         m.image_digest = Some(report.digest.clone());
-        m.image_tag = Some(opts.dest.tag());
+        m.image_tag = Some(opts.dests[0].tag());
+        // The other destinations hold the same image: they are recorded as its copies.
+        for spec in &opts.dests[1..] {
+            m.record_mirror(MirrorRecord {
+                image: name(spec),
+                digest: report.digest.clone(),
+                mirrored_at_utc: pushed_at.clone(),
+                extra: Default::default(),
+            });
+        }
         m.pushed_at_utc = Some(pushed_at);
         match &opts.source {
             ModelSource::Dir(dir) => {

@@ -214,3 +214,34 @@ fn a_rerun_after_sigkill_downloads_only_files_not_yet_pushed() {
         }
     }
 }
+
+/// Two destinations from one read of the Hub: each file is downloaded once, both registries
+/// get the same digest, and the JSON report lists both.
+#[test]
+fn two_destinations_get_the_same_image_from_one_read() {
+    let hub = HubServer::start(vec![tiny_repo()]);
+    let (a, b) = (Registry::start(), Registry::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = hub.endpoint();
+    let (to_a, to_b) = (
+        format!("{}/org/two:v1", a.host()),
+        format!("{}/org/two:v1", b.host()),
+    );
+    let mut args = hf_args(&endpoint, "hf://org/tiny-llm", &to_a);
+    args.push(&to_b);
+    let report = push_json(tmp.path(), &args);
+    let destinations = report["destinations"].as_array().unwrap();
+    assert_eq!(destinations.len(), 2);
+    assert_eq!(destinations[0]["digest"], destinations[1]["digest"]);
+    assert_eq!(
+        hub.bytes_served_for("model-00001-of-00002.safetensors"),
+        3 * MIB,
+        "read once"
+    );
+    for image in [&to_a, &to_b] {
+        assert_eq!(
+            skopeo_inspect(&format!("docker://{image}"))["Digest"],
+            report["digest"]
+        );
+    }
+}

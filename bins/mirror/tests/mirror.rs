@@ -19,7 +19,7 @@ const MIB: u64 = 1 << 20;
 async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
     let options = build_push::Options {
         source: build_push::ModelSource::Dir(model.to_path_buf()),
-        dest: DestSpec::parse(dest).unwrap(),
+        dests: vec![DestSpec::parse(dest).unwrap()],
         base: "scratch".into(),
         platform: Platform::parse(platform).unwrap(),
         prefix: "/models".into(),

@@ -26,7 +26,7 @@ async fn push_big_image(dest: &str) -> String {
     one_file_model(&model, LAYER);
     let options = build_push::Options {
         source: build_push::ModelSource::Dir(model),
-        dest: DestSpec::parse(dest).unwrap(),
+        dests: vec![DestSpec::parse(dest).unwrap()],
         base: "scratch".into(),
         platform: Platform::parse("linux/amd64").unwrap(),
         prefix: "/models".into(),
