@@ -7,11 +7,10 @@ use std::time::Duration;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
-use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
+use modelcar_shared::cli::{parse_key_value, CommonArgs, SelectionArgs, UsageError};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
-use modelcar_shared::selection::Rules;
 use modelcar_shared::state_file;
 use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_shared::Workspace;
@@ -152,27 +151,9 @@ struct Args {
     #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
     progress_interval: u64,
 
-    /// With hf://: take only files matching these globs (`*` also crosses `/`); repeatable.
-    #[arg(
-        long,
-        env = "MODELCAR_INCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
-    include: Vec<String>,
-
-    /// With hf://: leave out files matching these globs; repeatable.
-    #[arg(
-        long,
-        env = "MODELCAR_EXCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
-    exclude: Vec<String>,
-
-    /// With hf://: take every format of the weights, not only the HF safetensors shards.
-    #[arg(long, env = "MODELCAR_ALL_FORMATS")]
-    all_formats: bool,
+    /// With hf://: which files of the repo to take.
+    #[command(flatten)]
+    selection: SelectionArgs,
 
     /// With hf://: a file holding the Hub token (read instead of HF_TOKEN).
     #[arg(long, env = "MODELCAR_HF_TOKEN_FILE", value_name = "PATH")]
@@ -264,19 +245,8 @@ fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
         return Ok(ModelSource::Dir(PathBuf::from(&args.source)));
     };
     let spec = spec.map_err(|e| UsageError(format!("MODEL_DIR: {e}")))?;
-    let token = match &args.hf_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot read --hf-token-file {}: {e}", path.display())
-                })?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var("HF_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty()),
-    };
+    let token = modelcar_shared::hub::token(args.hf_token_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("--hf-token-file: {e}"))?;
     Ok(ModelSource::Hub(Box::new(HubInput {
         spec,
         options: HubOptions {
@@ -285,7 +255,9 @@ fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
             ca_file: args.ca_file.clone(),
             retries: args.retries,
         },
-        rules: Rules::new(&args.include, &args.exclude, args.all_formats)
+        rules: args
+            .selection
+            .rules()
             .map_err(|e| UsageError(e.to_string()))?,
     })))
 }

@@ -7,17 +7,11 @@ use std::time::Duration;
 
 use common::{build_push, push_json, stderr, MIB};
 use modelcar_shared::hub::HubOptions;
-use modelcar_testkit::model::write_random;
+use modelcar_testkit::model::random_bytes;
 use modelcar_testkit::oci_tools::skopeo_inspect;
 use modelcar_testkit::{HubRepo, HubServer, Registry};
 
 const REPO: &str = "org/tiny-llm";
-
-fn random(len: u64, seed: u64) -> Vec<u8> {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    write_random(tmp.path(), len, seed);
-    std::fs::read(tmp.path()).unwrap()
-}
 
 fn tiny_repo() -> HubRepo {
     HubRepo::new(REPO)
@@ -25,10 +19,10 @@ fn tiny_repo() -> HubRepo {
             "config.json",
             br#"{"architectures":["MistralForCausalLM"]}"#.to_vec(),
         )
-        .file("tokenizer.json", random(300_000, 3))
-        .file("model-00001-of-00002.safetensors", random(3 * MIB, 1))
-        .file("model-00002-of-00002.safetensors", random(3 * MIB, 2))
-        .file("consolidated.safetensors", random(MIB, 4))
+        .file("tokenizer.json", random_bytes(300_000, 3))
+        .file("model-00001-of-00002.safetensors", random_bytes(3 * MIB, 1))
+        .file("model-00002-of-00002.safetensors", random_bytes(3 * MIB, 2))
+        .file("consolidated.safetensors", random_bytes(MIB, 4))
         .file("nested/dir/notes.txt", b"hello\n".to_vec())
 }
 
@@ -74,9 +68,7 @@ async fn an_hf_build_has_the_digest_of_the_directory_build() {
     fetch_model::run(fetch_model::Options {
         repo: REPO.into(),
         revision: "main".into(),
-        include: vec![],
-        exclude: vec![],
-        all_formats: false,
+        rules: modelcar_shared::selection::Rules::new(&[], &[], false).unwrap(),
         target: fetch_model::Target::Workspace {
             ws: workspace,
             name: "tiny-llm".into(),
@@ -152,7 +144,7 @@ fn a_rerun_after_sigkill_downloads_only_files_not_yet_pushed() {
     let mut repo = HubRepo::new(REPO).file("config.json", b"{}".to_vec());
     for i in 1..=6u64 {
         let name = format!("model-{i:05}-of-00006.safetensors");
-        repo = repo.file(&name, random(4 * MIB, i));
+        repo = repo.file(&name, random_bytes(4 * MIB, i));
     }
     let hub = HubServer::start(vec![repo]);
     let registry = Registry::start();

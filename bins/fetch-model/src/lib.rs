@@ -35,9 +35,8 @@ pub enum Target {
 pub struct Options {
     pub repo: String,
     pub revision: String,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub all_formats: bool,
+    /// Which files of the repo to take.
+    pub rules: Rules,
     pub target: Target,
     pub hub: HubOptions,
     pub jobs: usize,
@@ -52,8 +51,7 @@ pub async fn run(opts: Options) -> Result<FetchReport, FetchError> {
     let sha = client.commit_sha(&opts.repo, &opts.revision).await?;
     tracing::info!("{} at {} is commit {sha}", opts.repo, opts.revision);
     let entries = client.list_files(&opts.repo, &sha).await?;
-    let rules = Rules::new(&opts.include, &opts.exclude, opts.all_formats)?;
-    let plan = Plan::make(&opts.target, entries, &rules).await?;
+    let plan = Plan::make(&opts.target, entries, &opts.rules).await?;
     for skipped in &plan.skipped {
         tracing::info!("skipping {skipped}");
     }

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use fetch_model::{Options, Target};
-use modelcar_shared::cli::{parse_size, CommonArgs, UsageError};
+use modelcar_shared::cli::{parse_size, CommonArgs, SelectionArgs, UsageError};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::Workspace;
 
@@ -31,27 +31,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_HF_REVISION", default_value = "main")]
     revision: String,
 
-    /// Take only files matching these globs (`*` also crosses `/`); repeatable.
-    #[arg(
-        long,
-        env = "MODELCAR_INCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
-    include: Vec<String>,
-
-    /// Leave out files matching these globs; repeatable.
-    #[arg(
-        long,
-        env = "MODELCAR_EXCLUDE",
-        value_name = "GLOB",
-        value_delimiter = ','
-    )]
-    exclude: Vec<String>,
-
-    /// Take every format of the weights, not only the HF safetensors shards.
-    #[arg(long, env = "MODELCAR_ALL_FORMATS")]
-    all_formats: bool,
+    #[command(flatten)]
+    selection: SelectionArgs,
 
     /// Workspace (PVC): the model goes to <ws>/models/<name>/ and is recorded in the metadata
     /// file (hf_repo, hf_revision, model_dir, files with size and sha256).
@@ -140,13 +121,15 @@ fn options(args: &Args) -> anyhow::Result<Options> {
     Ok(Options {
         repo: args.repo.clone(),
         revision: args.revision.clone(),
-        include: args.include.clone(),
-        exclude: args.exclude.clone(),
-        all_formats: args.all_formats,
+        rules: args
+            .selection
+            .rules()
+            .map_err(|e| UsageError(e.to_string()))?,
         target,
         hub: HubOptions {
             endpoint: args.endpoint.clone(),
-            token: token(args)?,
+            token: modelcar_shared::hub::token(args.token_file.as_deref())
+                .context("--token-file")?,
             ca_file: args.ca_file.clone(),
             retries: args.retries,
         },
@@ -154,20 +137,6 @@ fn options(args: &Args) -> anyhow::Result<Options> {
         min_free: args.min_free,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
     })
-}
-
-/// `--token-file`'s content, else `HF_TOKEN`.
-fn token(args: &Args) -> anyhow::Result<Option<String>> {
-    match &args.token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --token-file {}", path.display()))?;
-            Ok(Some(text.trim().to_string()))
-        }
-        None => Ok(std::env::var("HF_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())),
-    }
 }
 
 #[cfg(test)]

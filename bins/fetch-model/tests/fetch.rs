@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use modelcar_testkit::model::write_random;
+use modelcar_testkit::model::random_bytes;
 use modelcar_testkit::{HubRepo, HubServer};
 use serde_json::Value;
 
@@ -14,9 +14,7 @@ const REPO: &str = "org/tiny-llm";
 const SHARD: usize = 3 << 20;
 
 fn random(len: usize, seed: u64) -> Vec<u8> {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    write_random(tmp.path(), len as u64, seed);
-    std::fs::read(tmp.path()).unwrap()
+    random_bytes(len as u64, seed)
 }
 
 /// An HF-format repo with its second copies of the weights (Mistral's consolidated file, Meta's

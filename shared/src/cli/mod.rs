@@ -7,11 +7,13 @@
 mod exit;
 mod logging;
 mod output;
+mod selection_args;
 mod signal;
 
 pub use exit::{exit_code, UsageError, EXIT_FAILURE, EXIT_USAGE};
 pub use logging::{LogFormat, LogLevel};
 pub use output::{OutputError, OutputFormat, Report};
+pub use selection_args::SelectionArgs;
 pub use signal::block_on_until_signal;
 
 use std::path::PathBuf;

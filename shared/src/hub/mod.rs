@@ -13,3 +13,17 @@ mod error;
 
 pub use client::{HubClient, HubOptions, RepoEntry, DEFAULT_ENDPOINT};
 pub use error::HubError;
+
+/// The Hub token: the content of `file` when one is given, else `HF_TOKEN`.
+pub fn token(file: Option<&std::path::Path>) -> std::io::Result<Option<String>> {
+    match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map(|text| Some(text.trim().to_string()))
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            }),
+        None => Ok(std::env::var("HF_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())),
+    }
+}
