@@ -168,7 +168,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = modelcar_shared::cli::parse();
     args.common.run_async(
         "run again with the same arguments: layers already pushed are skipped",
         async { Ok(build_push::run(options(&args)?).await?) },

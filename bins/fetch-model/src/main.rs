@@ -92,7 +92,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = modelcar_shared::cli::parse();
     args.common.run_async(
         "run again with the same arguments: finished files are kept, partial ones resume",
         async { Ok(fetch_model::run(options(&args)?).await?) },

@@ -115,7 +115,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = modelcar_shared::cli::parse();
     args.common.run_async(
         "run again with the same arguments: blobs already copied are skipped",
         async { Ok(mirror::run(options(&args)?).await?) },

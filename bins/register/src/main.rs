@@ -95,7 +95,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = modelcar_shared::cli::parse();
     args.common.init();
     exit_code(run(args))
 }

@@ -20,6 +20,26 @@ use std::path::PathBuf;
 
 use crate::perms::set_shared_umask;
 
+/// Parses the command line. An environment variable that a flag reads but that is set to
+/// the empty string counts as unset, as a shell user expects and as a Tekton step needs
+/// (a Task passes every param as an env var, optional ones defaulting to "").
+pub fn parse<T: clap::Parser>() -> T {
+    unset_empty_env::<T>();
+    T::parse()
+}
+
+/// Removes the empty environment variables that `T`'s flags read. Called first thing in
+/// main, before any thread starts.
+fn unset_empty_env<T: clap::CommandFactory>() {
+    for arg in T::command().get_arguments() {
+        if let Some(name) = arg.get_env() {
+            if std::env::var_os(name).is_some_and(|v| v.is_empty()) {
+                std::env::remove_var(name);
+            }
+        }
+    }
+}
+
 /// Flags shared by every binary; `#[command(flatten)]` it into the binary's own arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
@@ -130,5 +150,26 @@ mod tests {
         assert_eq!(super::parse_size("1.5KiB").unwrap(), 1536);
         assert!(super::parse_size("lots").is_err());
         assert!(super::parse_size("5X").is_err());
+    }
+
+    #[derive(clap::Parser)]
+    struct Probe {
+        #[arg(long, env = "MODELCAR_TEST_PROBE_SIZE", value_parser = super::parse_size, default_value = "1")]
+        size: u64,
+    }
+
+    #[test]
+    fn an_empty_env_var_counts_as_unset() {
+        use clap::Parser;
+        std::env::set_var("MODELCAR_TEST_PROBE_SIZE", "");
+        assert!(
+            Probe::try_parse_from(["probe"]).is_err(),
+            "clap alone takes \"\" as a value"
+        );
+        super::unset_empty_env::<Probe>();
+        assert_eq!(Probe::try_parse_from(["probe"]).unwrap().size, 1);
+        std::env::set_var("MODELCAR_TEST_PROBE_SIZE", "2KiB");
+        super::unset_empty_env::<Probe>();
+        assert_eq!(Probe::try_parse_from(["probe"]).unwrap().size, 2048);
     }
 }
