@@ -11,6 +11,7 @@ pub mod oci_tools;
 pub mod proxy;
 pub mod registry;
 pub mod spec_registry;
+pub mod tekton;
 pub mod token_server;
 
 pub use hub_server::{HubRepo, HubServer};
