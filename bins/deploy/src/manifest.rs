@@ -1,0 +1,176 @@
+//! The KServe `serving.kserve.io/v1beta1` InferenceService that serves a ModelCar with vLLM:
+//! `spec.predictor.model` names the ServingRuntime, the model format and the `oci://` storage
+//! URI, carries vLLM's arguments and the GPU resources (`nvidia.com/gpu` in requests and
+//! limits alike, as the device plugin requires), and the predictor is placed with a node
+//! selector and tolerations.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+/// Everything the manifest is made of.
+#[derive(Debug, Clone, Default)]
+pub struct ServeSpec {
+    pub name: String,
+    pub namespace: String,
+    pub storage_uri: String,
+    pub runtime: String,
+    pub model_format: String,
+    pub gpus: u32,
+    pub tensor_parallel: Option<u32>,
+    pub max_model_len: Option<u64>,
+    pub gpu_memory_utilization: Option<f64>,
+    /// Extra vLLM arguments, after the ones above.
+    pub args: Vec<String>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub service_account: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// `KEY[=VALUE]:EFFECT`, as `--toleration` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Toleration {
+    pub key: String,
+    pub value: Option<String>,
+    pub effect: String,
+}
+
+impl Toleration {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (kv, effect) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?} is not KEY[=VALUE]:EFFECT"))?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            return Err(format!(
+                "{s:?}: the effect must be NoSchedule, PreferNoSchedule or NoExecute"
+            ));
+        }
+        let (key, value) = match kv.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (kv, None),
+        };
+        if key.is_empty() {
+            return Err(format!("{s:?} has no key"));
+        }
+        Ok(Self {
+            key: key.into(),
+            value,
+            effect: effect.into(),
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        let mut t = Map::new();
+        t.insert("key".into(), json!(self.key));
+        match &self.value {
+            Some(v) => {
+                t.insert("operator".into(), json!("Equal"));
+                t.insert("value".into(), json!(v));
+            }
+            None => {
+                t.insert("operator".into(), json!("Exists"));
+            }
+        }
+        t.insert("effect".into(), json!(self.effect));
+        Value::Object(t)
+    }
+}
+
+/// The InferenceService for `spec`.
+pub fn inference_service(spec: &ServeSpec) -> Value {
+    let mut metadata = Map::new();
+    metadata.insert("name".into(), json!(spec.name));
+    metadata.insert("namespace".into(), json!(spec.namespace));
+    let mut labels = spec.labels.clone();
+    labels.insert("app.kubernetes.io/managed-by".into(), "modelcar".into());
+    metadata.insert("labels".into(), json!(labels));
+    if !spec.annotations.is_empty() {
+        metadata.insert("annotations".into(), json!(spec.annotations));
+    }
+    let mut predictor = Map::new();
+    predictor.insert("model".into(), model(spec));
+    if !spec.node_selector.is_empty() {
+        predictor.insert("nodeSelector".into(), json!(spec.node_selector));
+    }
+    if !spec.tolerations.is_empty() {
+        let tolerations: Vec<Value> = spec.tolerations.iter().map(Toleration::to_json).collect();
+        predictor.insert("tolerations".into(), Value::Array(tolerations));
+    }
+    if let Some(sa) = &spec.service_account {
+        predictor.insert("serviceAccountName".into(), json!(sa));
+    }
+    json!({
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": { "predictor": predictor },
+    })
+}
+
+fn model(spec: &ServeSpec) -> Value {
+    json!({
+        "modelFormat": { "name": spec.model_format },
+        "runtime": spec.runtime,
+        "storageUri": spec.storage_uri,
+        "args": vllm_args(spec),
+        "resources": resources(spec),
+    })
+}
+
+/// vLLM's own flags first, then what `--arg` added (which vLLM lets override).
+fn vllm_args(spec: &ServeSpec) -> Vec<String> {
+    let mut args = Vec::new();
+    let tensor_parallel = spec.tensor_parallel.unwrap_or(spec.gpus.max(1));
+    args.push(format!("--tensor-parallel-size={tensor_parallel}"));
+    if let Some(len) = spec.max_model_len {
+        args.push(format!("--max-model-len={len}"));
+    }
+    if let Some(share) = spec.gpu_memory_utilization {
+        args.push(format!("--gpu-memory-utilization={share}"));
+    }
+    args.extend(spec.args.iter().cloned());
+    args
+}
+
+/// Requests equal limits: a GPU cannot be overcommitted, and the predictor's memory is not
+/// to be squeezed when the node fills up.
+fn resources(spec: &ServeSpec) -> Value {
+    let mut amounts = Map::new();
+    if let Some(cpu) = &spec.cpu {
+        amounts.insert("cpu".into(), json!(cpu));
+    }
+    if let Some(memory) = &spec.memory {
+        amounts.insert("memory".into(), json!(memory));
+    }
+    if spec.gpus > 0 {
+        amounts.insert("nvidia.com/gpu".into(), json!(spec.gpus.to_string()));
+    }
+    json!({ "requests": amounts, "limits": amounts })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerations_parse_with_and_without_a_value() {
+        assert_eq!(
+            Toleration::parse("nvidia.com/gpu:NoSchedule")
+                .unwrap()
+                .to_json(),
+            json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+        );
+        assert_eq!(
+            Toleration::parse("dedicated=llm:NoExecute")
+                .unwrap()
+                .to_json(),
+            json!({"key": "dedicated", "operator": "Equal", "value": "llm", "effect": "NoExecute"})
+        );
+        assert!(Toleration::parse("x:Sometimes").is_err());
+        assert!(Toleration::parse("novalue").is_err());
+    }
+}
