@@ -30,7 +30,11 @@ pub struct DestReport {
 
 impl Report for MirrorReport {
     fn human(&self) -> String {
-        let mut out = format!("{}@{}", self.source, self.digest);
+        // A source given by digest (as --from-metadata gives it) already names it.
+        let mut out = match self.source.contains('@') {
+            true => self.source.clone(),
+            false => format!("{}@{}", self.source, self.digest),
+        };
         for d in &self.destinations {
             let what = if d.bytes_copied == 0 {
                 format!("copied 0 bytes: all {} blobs already there", d.blobs)
