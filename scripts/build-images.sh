@@ -8,7 +8,7 @@
 # no base image pulled. PUSH=registry/org pushes each image there as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bins=(fetch-model fix-perms build-push mirror register)
+bins=(fetch-model fix-perms build-push mirror register deploy)
 target=x86_64-unknown-linux-gnu
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
