@@ -54,6 +54,11 @@ impl Restartable for SpecRegistry {
     }
 }
 
+/// Lower-case hex of a hash, as registries and the Hub write it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

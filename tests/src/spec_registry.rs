@@ -366,8 +366,7 @@ fn digest_of(bytes: &[u8]) -> String {
 }
 
 fn hex_digest(hash: &[u8]) -> String {
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::hex(hash))
 }
 
 /// An upload's state as the spec reports it: where to go on, and the bytes held.

@@ -8,9 +8,9 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use modelcar_shared::digest::hex;
-use modelcar_shared::hub::{HubClient, HubError, HubOptions, RepoEntry};
+use modelcar_shared::hub::{self, is_repo_id, HubClient, HubError, HubOptions, RepoEntry};
 use modelcar_shared::progress::Progress;
-use modelcar_shared::selection::{RepoFile, Rules, Skipped};
+use modelcar_shared::selection::{Rules, Skipped};
 use modelcar_shared::transfer::chunks::ChunkWriter;
 use modelcar_shared::transfer::SourceError;
 
@@ -31,8 +31,7 @@ impl HubSpec {
             Some((repo, rev)) => (repo, rev),
             None => (rest, "main"),
         };
-        let valid = matches!(repo.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/'));
-        Some(match valid && !revision.is_empty() {
+        Some(match is_repo_id(repo) && !revision.is_empty() {
             true => Ok(Self {
                 repo: repo.into(),
                 revision: revision.into(),
@@ -75,25 +74,10 @@ pub async fn list(
     let sha = client.commit_sha(&spec.repo, &spec.revision).await?;
     tracing::info!("{} at {} is commit {sha}", spec.repo, spec.revision);
     let entries = client.list_files(&spec.repo, &sha).await?;
-    let selection = rules.select(
-        entries
-            .iter()
-            .map(|e| RepoFile {
-                path: e.path.clone(),
-                size: e.size,
-            })
-            .collect(),
-    );
-    for skipped in &selection.skipped {
-        tracing::info!("skipping {skipped}");
+    let (files, skipped) = hub::select(entries, rules);
+    for s in &skipped {
+        tracing::info!("skipping {s}");
     }
-    let chosen: std::collections::HashSet<&str> =
-        selection.selected.iter().map(|f| f.path.as_str()).collect();
-    let files = entries
-        .iter()
-        .filter(|e| chosen.contains(e.path.as_str()))
-        .cloned()
-        .collect();
     Ok(HubListing {
         source: HubSource {
             client,
@@ -101,7 +85,7 @@ pub async fn list(
             sha,
         },
         files,
-        skipped: selection.skipped,
+        skipped,
     })
 }
 

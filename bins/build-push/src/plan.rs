@@ -123,6 +123,9 @@ pub fn plan_hub_layers(
     }
     let mut tree = HubDir::default();
     for file in files {
+        if !modelcar_shared::hub::is_safe_path(&file.path) {
+            return Err(PlanError::BadHubPath(file.path.clone()));
+        }
         tree.insert(&file.path, file)?;
     }
     let mut entries = Vec::new();
@@ -147,14 +150,12 @@ impl HubDir {
         path: &str,
         file: &modelcar_shared::hub::RepoEntry,
     ) -> Result<(), PlanError> {
+        // A file where a directory is, or twice: the path is already known to be safe.
         let bad = || PlanError::BadHubPath(file.path.clone());
         let (first, rest) = match path.split_once('/') {
             Some((first, rest)) => (first, Some(rest)),
             None => (path, None),
         };
-        if first.is_empty() || first == "." || first == ".." {
-            return Err(bad());
-        }
         match rest {
             None => match self
                 .children

@@ -4,11 +4,12 @@
 //! size and hash match what the Hub lists. A file that fails the check is deleted and fetched
 //! once more from byte 0; it is never kept.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use modelcar_shared::hub::{HubClient, RepoEntry};
 use modelcar_shared::perms::{create_shared_dir_all, set_shared_file_mode};
@@ -112,24 +113,26 @@ async fn resume_point(job: &FileJob<'_>) -> Result<(FileHasher, u64), FetchError
         path: job.partial.clone(),
         source,
     };
-    let mut hasher = FileHasher::new(job.entry);
-    let mut file = match tokio::fs::File::open(&job.partial).await {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((hasher, 0)),
+    let len = match tokio::fs::metadata(&job.partial).await {
+        Ok(meta) => meta.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(write_error(e)),
     };
-    let len = file.metadata().await.map_err(write_error)?.len();
     if len > job.entry.size {
         remove(&job.partial).await?;
-        return Ok((hasher, 0));
+        return Ok((FileHasher::new(job.entry), 0));
     }
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf).await.map_err(write_error)? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
+    let (partial, entry) = (job.partial.clone(), job.entry.clone());
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut hasher = FileHasher::new(&entry);
+        if len > 0 {
+            hasher.update_from(&mut std::fs::File::open(&partial)?.take(len))?;
         }
-    }
+        Ok(hasher)
+    })
+    .await
+    .expect("hashing does not panic")
+    .map_err(write_error)?;
     if len > 0 {
         tracing::info!(
             "{}: {len} bytes from an earlier attempt, going on from there",

@@ -100,16 +100,13 @@ fn main() -> ExitCode {
 }
 
 fn options(args: &Args) -> anyhow::Result<Options> {
-    let Some((_, repo_name)) = args
-        .repo
-        .split_once('/')
-        .filter(|(o, n)| !o.is_empty() && !n.is_empty() && !n.contains('/'))
-    else {
+    if !modelcar_shared::hub::is_repo_id(&args.repo) {
         anyhow::bail!(UsageError(format!(
             "REPO_ID {:?} is not ORG/NAME",
             args.repo
         )));
-    };
+    }
+    let repo_name = args.repo.split_once('/').map_or("", |(_, name)| name);
     let target = match (&args.workspace, &args.dest) {
         (Some(ws), _) => Target::Workspace {
             ws: Workspace::open(ws)?,

@@ -2,13 +2,12 @@
 //! hashed and found right) and those to fetch (with whatever an earlier run left of them),
 //! and whether the rest fits on the volume.
 
-use std::collections::HashSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use modelcar_shared::hub::RepoEntry;
+use modelcar_shared::hub::{self, RepoEntry};
 use modelcar_shared::metadata::FileRecord;
 use modelcar_shared::perms::create_shared_dir_all;
-use modelcar_shared::selection::{RepoFile, Rules, Skipped};
+use modelcar_shared::selection::{Rules, Skipped};
 
 use crate::done::DoneFiles;
 use crate::error::FetchError;
@@ -38,24 +37,16 @@ impl Plan {
         rules: &Rules,
     ) -> Result<Self, FetchError> {
         let (model_dir, partial_dir) = directories(target)?;
-        let listed = entries.iter().map(|e| RepoFile {
-            path: e.path.clone(),
-            size: e.size,
-        });
-        let selection = rules.select(listed.collect());
-        let chosen: HashSet<&str> = selection.selected.iter().map(|f| f.path.as_str()).collect();
+        let (taken, skipped) = hub::select(entries, rules);
         let done_files = DoneFiles::load(partial_dir.join("done.json"));
         let mut plan = Plan {
             model_dir,
             done_files,
             done: Vec::new(),
             todo: Vec::new(),
-            skipped: selection.skipped.clone(),
+            skipped,
         };
-        for entry in entries
-            .into_iter()
-            .filter(|e| chosen.contains(e.path.as_str()))
-        {
+        for entry in taken {
             let relative = safe_relative(&entry.path)?;
             let dest = plan.model_dir.join(&relative);
             match plan.sha256_in_place(&entry, &dest).await {
@@ -138,16 +129,11 @@ impl Plan {
 }
 
 fn hash_file(entry: &RepoEntry, path: &Path) -> Option<crate::verify::Hashes> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).ok()?;
     let mut hasher = FileHasher::new(entry);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf).ok()? {
-            0 => return Some(hasher.finish()),
-            n => hasher.update(&buf[..n]),
-        }
-    }
+    hasher
+        .update_from(&mut std::fs::File::open(path).ok()?)
+        .ok()?;
+    Some(hasher.finish())
 }
 
 /// The model directory and, on the same volume (so a finished file is renamed, not copied),
@@ -175,13 +161,8 @@ fn directories(target: &Target) -> Result<(PathBuf, PathBuf), FetchError> {
 
 /// A repo path as a relative path that stays inside the model directory.
 fn safe_relative(path: &str) -> Result<PathBuf, FetchError> {
-    let relative = Path::new(path);
-    let safe = !path.is_empty()
-        && relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-    match safe {
-        true => Ok(relative.to_path_buf()),
+    match hub::is_safe_path(path) {
+        true => Ok(PathBuf::from(path)),
         false => Err(FetchError::UnsafePath { path: path.into() }),
     }
 }

@@ -46,6 +46,21 @@ impl FileHasher {
         }
     }
 
+    /// Hashes everything `reader` gives (a file already on disk); returns how many bytes.
+    pub fn update_from(&mut self, reader: &mut impl std::io::Read) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0;
+        loop {
+            match reader.read(&mut buf)? {
+                0 => return Ok(total),
+                n => {
+                    self.update(&buf[..n]);
+                    total += n as u64;
+                }
+            }
+        }
+    }
+
     pub fn finish(self) -> Hashes {
         Hashes {
             sha256: hex(&self.sha256.finalize()),
