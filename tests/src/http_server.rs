@@ -1,11 +1,12 @@
-//! The HTTP plumbing of the harness's own servers (token service, model registry): std-only
-//! HTTP/1.1 on 127.0.0.1, one thread per connection, `Connection: close`, a handler that
-//! turns each parsed [`Request`] into a [`Reply`].
+//! The HTTP plumbing of the harness's own servers (token service, model registry, Kubernetes
+//! API): std-only HTTP/1.1 on 127.0.0.1, one thread per connection, `Connection: close`, a
+//! handler that turns each parsed [`Request`] into a [`Reply`]. A reply is a whole body, or a
+//! stream written chunk by chunk ([`Reply::stream`]) for answers that last, like a watch.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -293,7 +294,47 @@ pub struct Reply {
     pub content_type: &'static str,
     /// `(name, value)` pairs sent after the standard headers.
     pub headers: Vec<(String, String)>,
+    /// The whole body; empty for a streamed reply.
     pub body: String,
+    /// Writes the body instead of `body`, `Transfer-Encoding: chunked`.
+    stream: Option<Stream>,
+}
+
+/// What writes a streamed body: each `write` call on the writer it is given is sent as one
+/// chunk, so a line-oriented client sees each write as soon as it is made.
+pub type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
+/// A [`StreamBody`] that a cloned [`Reply`] shares: whichever copy is written first sends it,
+/// the other then sends an empty body. (Replies were `Clone` before they could stream.)
+#[derive(Clone)]
+struct Stream(Arc<Mutex<Option<StreamBody>>>);
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream(..)")
+    }
+}
+
+/// Frames every non-empty write as one HTTP/1.1 chunk.
+struct ChunkedWriter<'a>(&'a mut TcpStream);
+
+impl Write for ChunkedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            // A zero-length chunk would end the body.
+            return Ok(0);
+        }
+        let mut chunk = format!("{:x}\r\n", buf.len()).into_bytes();
+        chunk.extend_from_slice(buf);
+        chunk.extend_from_slice(b"\r\n");
+        self.0.write_all(&chunk)?;
+        self.0.flush()?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 impl Reply {
@@ -304,6 +345,7 @@ impl Reply {
             content_type: "application/json",
             headers: Vec::new(),
             body: body.to_string(),
+            stream: None,
         }
     }
 
@@ -314,6 +356,26 @@ impl Reply {
             content_type: "text/plain",
             headers: Vec::new(),
             body: format!("{body}\n"),
+            stream: None,
+        }
+    }
+
+    /// A reply whose body `write` sends as it goes, `Transfer-Encoding: chunked`, each write
+    /// one chunk; the body ends when `write` returns. The server's connection thread runs it,
+    /// so it may block (a watch waiting for changes) without holding up anything else, and
+    /// should return soon once the client is gone (a write fails) or its server stops.
+    pub fn stream(
+        status: u16,
+        content_type: &'static str,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+    ) -> Self {
+        let write: StreamBody = Box::new(write);
+        Self {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: String::new(),
+            stream: Some(Stream(Arc::new(Mutex::new(Some(write))))),
         }
     }
 
@@ -338,19 +400,36 @@ impl Reply {
     }
 
     fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+        let streamed = self
+            .stream
+            .as_ref()
+            .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let length = match &streamed {
+            Some(_) => "Transfer-Encoding: chunked".to_owned(),
+            None => format!("Content-Length: {}", self.body.len()),
+        };
         let mut head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{length}\r\nConnection: close\r\n",
             self.status,
             reason(self.status),
             self.content_type,
-            self.body.len()
         );
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes())?;
-        stream.write_all(self.body.as_bytes())?;
+        match streamed {
+            None => stream.write_all(self.body.as_bytes())?,
+            Some(write) => {
+                // Small chunks go out at once instead of waiting for the previous one's ACK.
+                stream.set_nodelay(true)?;
+                if let Some(write) = write {
+                    write(&mut ChunkedWriter(stream))?;
+                }
+                stream.write_all(b"0\r\n\r\n")?;
+            }
+        }
         stream.flush()
     }
 }
@@ -367,7 +446,9 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
+        410 => "Gone",
         413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
         416 => "Range Not Satisfiable",
         422 => "Unprocessable Entity",
         503 => "Service Unavailable",

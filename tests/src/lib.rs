@@ -5,6 +5,7 @@ pub mod base_image;
 pub mod http;
 pub mod http_server;
 pub mod hub_server;
+pub mod kube_server;
 pub mod model;
 pub mod model_registry;
 pub mod oci_tools;
@@ -15,6 +16,7 @@ pub mod tekton;
 pub mod token_server;
 
 pub use hub_server::{HubRepo, HubServer};
+pub use kube_server::KubeServer;
 pub use model_registry::ModelRegistryServer;
 pub use proxy::CountingProxy;
 pub use registry::{Registry, RegistryAuth};

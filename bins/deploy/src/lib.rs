@@ -1,28 +1,92 @@
-//! deploy: the KServe InferenceService that serves a ModelCar with vLLM. This part builds the
-//! manifest (and prints it for `--dry-run`); applying it with server-side apply and waiting
-//! for Ready are the rest of issue #8.
+//! deploy: serve a ModelCar with a KServe InferenceService (vLLM). Checks that the namespace
+//! and the ServingRuntime exist, applies the InferenceService with server-side apply, waits
+//! for Ready with a watch, and records where it serves in the workspace metadata.
 
+pub mod apply;
+pub mod cluster;
+pub mod conditions;
+pub mod diagnose;
+mod error;
 pub mod manifest;
+pub mod preflight;
+mod report;
+pub mod wait;
 
+pub use apply::{ApplyOptions, Change};
+pub use cluster::{connect, ClusterOptions};
+pub use error::DeployError;
 pub use manifest::{inference_service, ServeSpec, Toleration};
+pub use report::DeployReport;
 
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject};
+use kube::Client;
+use modelcar_shared::metadata::Deployment;
 use modelcar_shared::Workspace;
 
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    #[error(
-        "no --storage-uri, and {0} records no pushed image (image and image_digest): run \
-         build-push with --workspace first, or give --storage-uri oci://..."
-    )]
-    NoImage(String),
-    #[error("give --storage-uri oci://..., or --workspace to take it from the metadata file")]
-    NoStorageUri,
-    #[error("--storage-uri {0:?} is not an oci:// URI (a ModelCar image)")]
-    NotOci(String),
-    #[error(transparent)]
-    Metadata(#[from] modelcar_shared::metadata::MetadataError),
-    #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+/// Everything one run of deploy does.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub spec: ServeSpec,
+    pub apply: ApplyOptions,
+    /// How long to wait for Ready; `None` returns once applied (`--no-wait`).
+    pub wait: Option<Duration>,
+}
+
+pub async fn deploy(
+    client: &Client,
+    request: &DeployRequest,
+    workspace: Option<&Workspace>,
+) -> Result<DeployReport, DeployError> {
+    let spec = &request.spec;
+    preflight::check(client, &spec.namespace, &spec.runtime).await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &spec.namespace,
+        &cluster::inference_services(),
+    );
+    let applied = apply::apply(&api, &spec.name, &inference_service(spec), &request.apply).await?;
+    tracing::info!(
+        "InferenceService {}/{}: {}",
+        spec.namespace,
+        spec.name,
+        applied.change
+    );
+    let ready = match request.wait {
+        None => None,
+        Some(timeout) => match wait::until_ready(&api, &applied.object, timeout).await {
+            Ok(ready) => Some(ready),
+            Err(DeployError::NotReady {
+                name,
+                timeout,
+                conditions,
+                ..
+            }) => {
+                let pods = diagnose::predictor_problems(client, &spec.namespace, &name).await;
+                return Err(DeployError::NotReady {
+                    name,
+                    timeout,
+                    conditions,
+                    pods,
+                });
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    let report = DeployReport::new(spec, applied.change, ready);
+    if let Some(ws) = workspace {
+        ws.metadata()?.update(|m| {
+            m.deployed = Some(Deployment {
+                namespace: spec.namespace.clone(),
+                name: spec.name.clone(),
+                url: report.url.clone(),
+                ready_at_utc: report.ready_at_utc.clone(),
+                extra: Default::default(),
+            })
+        })?;
+    }
+    Ok(report)
 }
 
 /// `--storage-uri`, or the image build-push recorded, by digest (`oci://image@digest`).

@@ -1,11 +1,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 
-use deploy::{manifest_yaml, storage_uri, ServeSpec, Toleration};
-use modelcar_shared::cli::{exit_code, parse_key_value, CommonArgs, UsageError};
+use deploy::{
+    manifest_yaml, storage_uri, ApplyOptions, ClusterOptions, DeployRequest, ServeSpec, Toleration,
+};
+use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
 
 /// Serve a ModelCar with a KServe InferenceService (vLLM).
@@ -13,8 +16,14 @@ use modelcar_shared::Workspace;
 /// The InferenceService (serving.kserve.io/v1beta1) names the ServingRuntime and the model
 /// format, points storageUri at the image by digest, passes vLLM its tensor-parallel size,
 /// context length and memory share, requests the GPUs, and places the predictor with a node
-/// selector and tolerations. For now deploy prints the manifest (--dry-run); applying it to
-/// the cluster and waiting for Ready come next.
+/// selector and tolerations.
+///
+/// deploy first checks that the namespace and the ServingRuntime exist, then applies the
+/// InferenceService with server-side apply (a rerun updates it and keeps fields other clients
+/// set), then waits for Ready with a watch, logging each condition change. On timeout it
+/// prints the last conditions and what the predictor's pods say (ImagePullBackOff,
+/// Unschedulable, OOMKilled) and exits 1. Credentials: --kubeconfig, KUBECONFIG or
+/// ~/.kube/config, or the pod's service account.
 #[derive(Debug, Parser)]
 #[command(name = "deploy", version)]
 struct Args {
@@ -22,8 +31,9 @@ struct Args {
     #[arg(value_name = "NAME", env = "MODELCAR_DEPLOY_NAME")]
     name: String,
 
-    #[arg(long, env = "MODELCAR_NAMESPACE", default_value = "default")]
-    namespace: String,
+    /// Namespace (default: the kubeconfig context's, in a pod its own; "default" with --dry-run).
+    #[arg(long, env = "MODELCAR_NAMESPACE")]
+    namespace: Option<String>,
 
     /// oci://IMAGE@DIGEST (default: the image build-push recorded in the workspace metadata).
     #[arg(long, env = "MODELCAR_STORAGE_URI", value_name = "URI")]
@@ -52,12 +62,13 @@ struct Args {
     #[arg(long, env = "MODELCAR_GPU_MEMORY_UTILIZATION")]
     gpu_memory_utilization: Option<f64>,
 
-    /// An extra vLLM argument; repeatable (e.g. --arg=--enable-chunked-prefill).
+    /// Extra vLLM arguments, split at spaces; repeatable (e.g. --arg=--enable-chunked-prefill).
     #[arg(
         long = "arg",
         env = "MODELCAR_VLLM_ARGS",
         value_name = "ARG",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        value_delimiter = ' '
     )]
     vllm_args: Vec<String>,
 
@@ -70,11 +81,11 @@ struct Args {
     memory: Option<String>,
 
     /// Run on nodes with this label; repeatable.
-    #[arg(long, env = "MODELCAR_NODE_SELECTOR", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long, env = "MODELCAR_NODE_SELECTOR", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
     node_selector: Vec<(String, String)>,
 
     /// Tolerate a taint: KEY[=VALUE]:EFFECT; repeatable.
-    #[arg(long, env = "MODELCAR_TOLERATIONS", value_name = "KEY[=VALUE]:EFFECT", value_parser = Toleration::parse)]
+    #[arg(long, env = "MODELCAR_TOLERATIONS", value_name = "KEY[=VALUE]:EFFECT", value_parser = Toleration::parse, value_delimiter = ',')]
     toleration: Vec<Toleration>,
 
     /// The predictor's service account (e.g. one with a pull secret for the registry).
@@ -82,16 +93,48 @@ struct Args {
     service_account: Option<String>,
 
     /// A label on the InferenceService; repeatable.
-    #[arg(long, env = "MODELCAR_LABELS", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long, env = "MODELCAR_LABELS", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
     label: Vec<(String, String)>,
 
     /// An annotation on the InferenceService (e.g. serving.kserve.io/deploymentMode=RawDeployment); repeatable.
-    #[arg(long, env = "MODELCAR_ANNOTATIONS", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    #[arg(long, env = "MODELCAR_ANNOTATIONS", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
     annotation: Vec<(String, String)>,
 
-    /// Print the manifest as YAML and touch nothing.
+    /// Print the manifest as YAML and touch nothing (no cluster needed).
     #[arg(long, env = "MODELCAR_DRY_RUN")]
     dry_run: bool,
+
+    /// How long to wait for Ready, e.g. 15m or 1h30m.
+    #[arg(long, env = "MODELCAR_TIMEOUT", default_value = "15m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+
+    /// Wait for Ready (the default; undoes an earlier --no-wait).
+    #[arg(long, overrides_with = "no_wait")]
+    wait: bool,
+
+    /// Return as soon as the InferenceService is applied.
+    #[arg(long, env = "MODELCAR_NO_WAIT", overrides_with = "wait")]
+    no_wait: bool,
+
+    /// The field manager of the server-side apply: the owner of the fields deploy sets.
+    #[arg(
+        long,
+        env = "MODELCAR_FIELD_MANAGER",
+        default_value = "modelcar-deploy"
+    )]
+    field_manager: String,
+
+    /// Take over fields another client changed instead of stopping at the conflict.
+    #[arg(long, env = "MODELCAR_FORCE_CONFLICTS")]
+    force_conflicts: bool,
+
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's service account).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context to use instead of the current one.
+    #[arg(long, env = "MODELCAR_KUBE_CONTEXT")]
+    context: Option<String>,
 
     /// Workspace (PVC) whose metadata file names the image to serve.
     #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
@@ -103,17 +146,42 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = modelcar_shared::cli::parse();
-    args.common.init();
-    exit_code(run(&args))
+    if args.dry_run {
+        args.common.init();
+        let namespace = args.namespace.as_deref().unwrap_or("default");
+        let printed = spec(&args, namespace).map(|spec| print!("{}", manifest_yaml(&spec)));
+        return modelcar_shared::cli::exit_code(printed);
+    }
+    args.common.run_async(
+        "run again with the same arguments: the apply updates what is there",
+        async {
+            let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
+            let cluster = ClusterOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                context: args.context.clone(),
+            };
+            let client = deploy::connect(&cluster).await?;
+            let namespace = args.namespace.as_deref();
+            let request = DeployRequest {
+                spec: spec(&args, namespace.unwrap_or(client.default_namespace()))?,
+                apply: ApplyOptions {
+                    field_manager: args.field_manager.clone(),
+                    force_conflicts: args.force_conflicts,
+                },
+                wait: (!args.no_wait).then_some(args.timeout),
+            };
+            Ok(deploy::deploy(&client, &request, workspace.as_ref()).await?)
+        },
+    )
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
     let storage_uri = storage_uri(args.storage_uri.as_deref(), workspace.as_ref())
         .map_err(|e| UsageError(e.to_string()))?;
-    let spec = ServeSpec {
+    Ok(ServeSpec {
         name: args.name.clone(),
-        namespace: args.namespace.clone(),
+        namespace: namespace.to_string(),
         storage_uri,
         runtime: args.runtime.clone(),
         model_format: args.model_format.clone(),
@@ -133,15 +201,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         service_account: args.service_account.clone(),
         labels: args.label.iter().cloned().collect(),
         annotations: args.annotation.iter().cloned().collect(),
-    };
-    if !args.dry_run {
-        anyhow::bail!(
-            "applying the InferenceService to a cluster is not built yet (issue #8): run with \
-             --dry-run and apply its output (`deploy ... --dry-run | oc apply -f -`)"
-        );
-    }
-    print!("{}", manifest_yaml(&spec));
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod binary;
 mod checks;
 mod k8s;
+mod run;
 mod types;
 mod vars;
 
@@ -17,6 +18,7 @@ pub use checks::{
     flags_in_help, pipeline_reference_problems, task_reference_problems, unknown_flags,
 };
 pub use k8s::*;
+pub use run::*;
 pub use types::*;
 
 const API_VERSION: &str = "tekton.dev/v1";

@@ -1,0 +1,118 @@
+//! What can stop a deploy, each said so that the reader knows which flag, object or
+//! credential to fix.
+
+use std::error::Error as _;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::conditions::Condition;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(
+        "no --storage-uri, and {0} records no pushed image (image and image_digest): run \
+         build-push with --workspace first, or give --storage-uri oci://..."
+    )]
+    NoImage(String),
+    #[error("give --storage-uri oci://..., or --workspace to take it from the metadata file")]
+    NoStorageUri,
+    #[error("--storage-uri {0:?} is not an oci:// URI (a ModelCar image)")]
+    NotOci(String),
+    #[error("Kubernetes configuration: {0}")]
+    Config(String),
+    #[error("namespace {0:?} does not exist (--namespace)")]
+    NoNamespace(String),
+    #[error("{}", no_runtime(.runtime, .namespace, .available))]
+    NoRuntime {
+        runtime: String,
+        namespace: String,
+        available: Vec<String>,
+    },
+    #[error(
+        "InferenceService {name}: {message}\nanother client changed these fields; rerun with \
+         --force-conflicts to take them over"
+    )]
+    Conflict { name: String, message: String },
+    #[error("InferenceService {0} was deleted while deploy waited for it")]
+    Deleted(String),
+    #[error("{}", not_ready(.name, *.timeout, .conditions, .pods))]
+    NotReady {
+        name: String,
+        timeout: Duration,
+        conditions: Vec<Condition>,
+        /// What the predictor's pods say, one line each.
+        pods: Vec<String>,
+    },
+    #[error("cannot {action} {what}: {detail}")]
+    Kube {
+        action: &'static str,
+        what: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Metadata(#[from] modelcar_shared::metadata::MetadataError),
+    #[error(transparent)]
+    Layout(#[from] modelcar_shared::layout::LayoutError),
+}
+
+impl DeployError {
+    /// A failed API call: the server's own message when it answered, the whole cause chain
+    /// when it could not be reached (kube's top-level text alone says only "client error").
+    pub fn kube(action: &'static str, what: &str, error: kube::Error) -> Self {
+        let detail = match &error {
+            kube::Error::Api(status) if matches!(status.code, 401 | 403) => format!(
+                "the cluster refused the credentials ({} {}): {}",
+                status.code, status.reason, status.message
+            ),
+            kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+            other => cause_chain(other),
+        };
+        DeployError::Kube {
+            action,
+            what: what.into(),
+            detail,
+        }
+    }
+}
+
+fn cause_chain(error: &kube::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+fn no_runtime(runtime: &str, namespace: &str, available: &[String]) -> String {
+    let have = match available {
+        [] => "there are none; create one (OpenShift AI: Settings > Serving runtimes)".to_string(),
+        names => format!("those there: {}", names.join(", ")),
+    };
+    format!(
+        "ServingRuntime {runtime:?} is not in namespace {namespace:?} nor a ClusterServingRuntime \
+         (--runtime); {have}"
+    )
+}
+
+fn not_ready(name: &str, timeout: Duration, conditions: &[Condition], pods: &[String]) -> String {
+    let mut text = format!(
+        "InferenceService {name} was not Ready after {} (--timeout)",
+        humantime::format_duration(timeout)
+    );
+    match conditions {
+        [] => text.push_str("\n  no conditions reported yet (is the KServe controller running?)"),
+        _ => text.push_str("\n  last conditions:"),
+    }
+    for condition in conditions {
+        let _ = write!(text, "\n    {condition}");
+    }
+    if !pods.is_empty() {
+        text.push_str("\n  predictor:");
+    }
+    for line in pods {
+        let _ = write!(text, "\n    {line}");
+    }
+    text
+}

@@ -1,0 +1,11 @@
+//! The bundled Tekton Task for deploy (tekton/tasks/deploy.yaml) is Tekton v1, declares what it
+//! references, and passes only env vars and flags this binary reads.
+
+#[test]
+fn the_tekton_task_fits_this_binary() {
+    let task = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tekton/tasks/deploy.yaml"
+    );
+    modelcar_testkit::tekton::check_task_runs_binary(task.as_ref(), env!("CARGO_BIN_EXE_deploy"));
+}

@@ -1,0 +1,230 @@
+//! The bundled Pipelines (tekton/pipelines) against the bundled Tasks (tekton/tasks): each
+//! parses into Tekton v1's field set with unknown fields refused, names only Tasks that exist,
+//! gives each Task only params it declares and every param it requires, binds declared
+//! workspaces, and references only declared params and results. Each Task is checked against
+//! its binary in that binary's own tests/tekton_task.rs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use modelcar_testkit::tekton::{
+    load_pipeline, load_task, parse_pipeline_run, pipeline_reference_problems,
+    pipeline_run_problems, Task,
+};
+
+fn tekton_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tekton")
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every bundled Task by its `metadata.name`.
+fn tasks() -> BTreeMap<String, Task> {
+    yaml_files(&tekton_dir().join("tasks"))
+        .iter()
+        .map(|path| {
+            let task = load_task(path);
+            (task.metadata.name.clone(), task)
+        })
+        .collect()
+}
+
+#[test]
+fn every_task_of_every_binary_is_bundled() {
+    let names: Vec<String> = tasks().into_keys().collect();
+    let binaries = [
+        "build-push",
+        "deploy",
+        "fetch-model",
+        "fix-perms",
+        "mirror",
+        "register",
+    ];
+    let expected: Vec<String> = binaries.iter().map(|b| format!("modelcar-{b}")).collect();
+    assert_eq!(names, expected);
+}
+
+#[test]
+fn the_pipelines_reference_only_what_is_declared() {
+    let tasks = tasks();
+    let pipelines = yaml_files(&tekton_dir().join("pipelines"));
+    assert_eq!(
+        pipelines.len(),
+        2,
+        "modelcar.yaml and modelcar-from-hub.yaml"
+    );
+    for path in pipelines {
+        let pipeline = load_pipeline(&path);
+        let problems = pipeline_reference_problems(&pipeline, &tasks);
+        assert!(
+            problems.is_empty(),
+            "{}:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        );
+    }
+}
+
+#[test]
+fn the_pvc_pipeline_runs_the_six_steps_in_order() {
+    let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar.yaml"));
+    let order: Vec<&str> = pipeline
+        .spec
+        .tasks
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "fetch-model",
+            "fix-perms",
+            "build-push",
+            "mirror",
+            "register",
+            "deploy"
+        ]
+    );
+    for pair in pipeline.spec.tasks.windows(2) {
+        assert_eq!(
+            pair[1].run_after,
+            [pair[0].name.clone()],
+            "{} runs after {}",
+            pair[1].name,
+            pair[0].name
+        );
+    }
+    assert!(
+        pipeline.spec.tasks.iter().all(|t| t.timeout.is_some()),
+        "every task has a timeout"
+    );
+}
+
+#[test]
+fn the_hub_pipeline_has_no_model_download() {
+    let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar-from-hub.yaml"));
+    let order: Vec<&str> = pipeline
+        .spec
+        .tasks
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(order, ["build-push", "mirror", "register", "deploy"]);
+    let build = &pipeline.spec.tasks[0];
+    let model_dir = build
+        .params
+        .iter()
+        .find(|p| p.name == "model-dir")
+        .expect("build-push gets model-dir");
+    assert!(
+        format!("{:?}", model_dir.value).contains("hf://$(params.repo)@$(params.revision)"),
+        "{model_dir:?}"
+    );
+}
+
+/// The documents of a multi-document YAML file, each as it reads.
+fn documents(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    text.split("\n---\n").map(str::to_owned).collect()
+}
+
+fn kind_of(document: &str) -> String {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(document).unwrap();
+    value["kind"].as_str().unwrap_or_default().to_owned()
+}
+
+/// The examples: each PipelineRun fits the Pipeline it names (params, workspaces, the PVC
+/// created beside it, the service account of rbac.yaml), and the PVC for the model is sized
+/// at about 1.1x the model, as its comment says.
+#[test]
+fn the_example_runs_fit_their_pipelines() {
+    let pipelines: BTreeMap<String, _> = yaml_files(&tekton_dir().join("pipelines"))
+        .iter()
+        .map(|p| {
+            let pipeline = load_pipeline(p);
+            (pipeline.metadata.name.clone(), pipeline)
+        })
+        .collect();
+    let examples = tekton_dir().join("examples");
+    let rbac = fs::read_to_string(examples.join("rbac.yaml")).unwrap();
+    let mut runs = 0;
+    for path in yaml_files(&examples) {
+        let docs = documents(&path);
+        let claims: BTreeSet<String> = docs
+            .iter()
+            .filter(|d| kind_of(d) == "PersistentVolumeClaim")
+            .map(|d| {
+                let pvc: serde_yaml_ng::Value = serde_yaml_ng::from_str(d).unwrap();
+                pvc["metadata"]["name"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        for doc in docs.iter().filter(|d| kind_of(d) == "PipelineRun") {
+            let run = parse_pipeline_run(doc)
+                .unwrap_or_else(|e| panic!("{}: not a Tekton v1 PipelineRun: {e}", path.display()));
+            let problems = pipeline_run_problems(&run, &pipelines, &claims);
+            assert!(
+                problems.is_empty(),
+                "{}:\n  {}",
+                path.display(),
+                problems.join("\n  ")
+            );
+            let account = run
+                .spec
+                .task_run_template
+                .as_ref()
+                .and_then(|t| t.service_account_name.clone())
+                .expect("runs as a named service account");
+            assert!(
+                rbac.contains(&format!("name: {account}")),
+                "{account} is in rbac.yaml"
+            );
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 3, "w4a16, fp16 and fp16 from the Hub");
+}
+
+#[test]
+fn the_deploy_role_grants_what_deploy_calls() {
+    let rbac = tekton_dir().join("examples/rbac.yaml");
+    let role = documents(&rbac)
+        .into_iter()
+        .find(|d| kind_of(d) == "Role")
+        .expect("rbac.yaml has the Role");
+    let role: serde_yaml_ng::Value = serde_yaml_ng::from_str(&role).unwrap();
+    let grants = |resource: &str, verb: &str| {
+        role["rules"].as_sequence().unwrap().iter().any(|rule| {
+            let has = |key: &str, want: &str| {
+                rule[key]
+                    .as_sequence()
+                    .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(want)))
+            };
+            has("resources", resource) && has("verbs", verb)
+        })
+    };
+    // What deploy does: preflight GET/LIST of ServingRuntimes, GET + apply (PATCH) + watch
+    // of the InferenceService, and LIST of the predictor's pods on timeout.
+    for (resource, verb) in [
+        ("servingruntimes", "get"),
+        ("servingruntimes", "list"),
+        ("inferenceservices", "get"),
+        ("inferenceservices", "patch"),
+        ("inferenceservices", "create"),
+        ("inferenceservices", "watch"),
+        ("pods", "list"),
+    ] {
+        assert!(
+            grants(resource, verb),
+            "the Role must grant {verb} on {resource}"
+        );
+    }
+}
