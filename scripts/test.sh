@@ -22,11 +22,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The official Model Registry Python client, which reads back what register writes.
-if ! target/python/bin/python -c 'import model_registry' >/dev/null 2>&1; then
-  echo "test.sh: installing model-registry (PyPI) into target/python" >&2
+# Independent Python readers: the official Model Registry client (reads back what register
+# writes), the reference JSON Schema validator (checks the ModelPack config against the
+# model-spec schema), and olot (what build-push --modelpack is compared with).
+if ! target/python/bin/python -c 'import model_registry, jsonschema, rfc3339_validator, olot' >/dev/null 2>&1; then
+  echo "test.sh: installing model-registry, jsonschema and olot (PyPI) into target/python" >&2
   python3 -m venv target/python
-  target/python/bin/pip install -q model-registry==0.3.18
+  target/python/bin/pip install -q model-registry==0.3.18 jsonschema==4.26.0 \
+    rfc3339-validator==0.1.4 olot==1.2.1
 fi
 
 cargo fmt --all --check

@@ -38,6 +38,9 @@ pub struct Metadata {
     pub pushed_at_utc: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<MirrorRecord>,
+    /// The CNCF ModelPack artifact pushed beside the image, sharing its layer blobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modelpack: Option<ArtifactRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_model_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,6 +60,15 @@ pub struct FileRecord {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    /// The reference, e.g. `quay.io/org/model:tag-modelpack`.
+    pub image: String,
+    pub digest: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -99,6 +111,7 @@ impl Default for Metadata {
             image_tag: None,
             pushed_at_utc: None,
             mirrors: Vec::new(),
+            modelpack: None,
             registered_model_id: None,
             model_version_id: None,
             model_artifact_id: None,

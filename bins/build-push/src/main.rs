@@ -147,6 +147,15 @@ struct Args {
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     source_date_epoch: u64,
 
+    /// Also push a CNCF ModelPack artifact (model-spec v1) at TAG, default <tag>-modelpack, in
+    /// each destination's repository. Its layers are the ModelCar's own blobs (nothing is
+    /// uploaded twice), typed weight / weight.config / doc / code, and its config describes the
+    /// model. KServe's modelcar (oci://) storage, OpenShift AI and plain container runtimes
+    /// read the ModelCar; modctl, KitOps, Harbor, Dragonfly and KServe's ModelPack-aware
+    /// storage read the ModelPack.
+    #[arg(long, env = "MODELCAR_MODELPACK", value_name = "TAG", num_args = 0..=1, default_missing_value = "true")]
+    modelpack: Option<String>,
+
     /// Seconds between progress lines on stderr.
     #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
     progress_interval: u64,
@@ -237,6 +246,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         workspace,
         cache_path,
         progress_every: Duration::from_secs(args.progress_interval.max(1)),
+        modelpack: args.modelpack.clone().filter(|v| v != "false"),
     })
 }
 

@@ -17,6 +17,9 @@ pub struct PushReport {
     pub bytes_sent: u64,
     /// Every destination, the first one (`image`) included.
     pub destinations: Vec<DestinationReport>,
+    /// The ModelPack artifact at the first destination (`--modelpack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modelpack: Option<ArtifactReport>,
     /// The base image as `registry/repository@digest`; absent for scratch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
@@ -28,6 +31,15 @@ pub struct DestinationReport {
     pub image: String,
     pub digest: String,
     pub bytes_sent: u64,
+    /// Where the ModelPack artifact went at this destination (`--modelpack`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modelpack: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ArtifactReport {
+    pub image: String,
+    pub digest: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,8 +64,12 @@ impl Report for PushReport {
             )
         });
         let others: String = others.collect();
+        let pack = match &self.modelpack {
+            Some(p) => format!("\nModelPack {}@{} (same layer blobs)", p.image, p.digest),
+            None => String::new(),
+        };
         format!(
-            "{}@{}\n{} layers, {}: sent {} ({} layers) in {:.1}s, {} layers already there{others}",
+            "{}@{}\n{} layers, {}: sent {} ({} layers) in {:.1}s, {} layers already there{others}{pack}",
             self.image,
             self.digest,
             self.layers.len(),

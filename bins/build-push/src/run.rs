@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use modelcar_shared::digest::sha256_digest;
-use modelcar_shared::metadata::MirrorRecord;
+use modelcar_shared::metadata::{ArtifactRecord, MirrorRecord};
 use modelcar_shared::metadata::{Metadata, MetadataError};
 use modelcar_shared::oci::{
     Descriptor, Platform, ANNOTATION_TITLE, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST,
@@ -24,8 +24,9 @@ use crate::base::{self, BaseError, BaseImage};
 use crate::cache::{layer_key, DigestCache};
 use crate::hub_source::{self, HubSource, HubSpec};
 use crate::image::{config_json, manifest_json, ImageInfo};
+use crate::modelpack;
 use crate::plan::{plan_hub_layers, plan_layers, LayerPlan, PlanError};
-use crate::report::{DestinationReport, LayerReport, PushReport};
+use crate::report::{ArtifactReport, DestinationReport, LayerReport, PushReport};
 use crate::send::{send_layers, DestLayers};
 use crate::tar_layout::{layout, TarLayout};
 use modelcar_shared::hub::HubOptions;
@@ -70,6 +71,8 @@ pub struct Options {
     /// Where open uploads are logged, so that a rerun resumes them at the byte.
     pub uploads: UploadLog,
     pub progress_every: Duration,
+    /// `--modelpack[=TAG]`: also push a CNCF ModelPack artifact over the same layer blobs.
+    pub modelpack: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +182,7 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         .layers
         .iter()
         .cloned()
-        .chain(model_descriptors)
+        .chain(model_descriptors.iter().cloned())
         .collect();
     let manifest = Bytes::from(manifest_json(
         config_desc.clone(),
@@ -195,6 +198,20 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         dest.put_manifest(&spec.tag(), &manifest_desc, manifest.clone())
             .await?;
     }
+
+    let modelpack = match &opts.modelpack {
+        Some(flag) => {
+            let pushed = ModelCarPushed {
+                dests: &dests,
+                layers: &layers,
+                descriptors: &model_descriptors,
+                hub: hub.as_ref(),
+                info: &info,
+            };
+            Some(push_modelpack(&opts, &pushed, provenance.clone(), flag).await?)
+        }
+        None => None,
+    };
 
     let bytes_sent = |d: &DestLayers| -> u64 {
         d.base
@@ -214,12 +231,18 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
             .dests
             .iter()
             .zip(&sent)
-            .map(|(spec, d)| DestinationReport {
+            .enumerate()
+            .map(|(i, (spec, d))| DestinationReport {
                 image: spec.display(),
                 digest: manifest_desc.digest.clone(),
                 bytes_sent: bytes_sent(d),
+                modelpack: modelpack.as_ref().map(|(refs, _)| refs[i].clone()),
             })
             .collect(),
+        modelpack: modelpack.as_ref().map(|(refs, digest)| ArtifactReport {
+            image: refs[0].clone(),
+            digest: digest.clone(),
+        }),
         base: base
             .source
             .as_ref()
@@ -331,6 +354,70 @@ fn layer_reports(layers: &[ModelLayer], base: &[Pushed], model: &[Pushed]) -> Ve
         .collect()
 }
 
+/// What the ModelCar push left for the ModelPack: the open destinations, the layers and
+/// their descriptors, the Hub source and the image facts.
+struct ModelCarPushed<'a> {
+    dests: &'a [Destination],
+    layers: &'a [ModelLayer],
+    descriptors: &'a [Descriptor],
+    hub: Option<&'a HubSource>,
+    info: &'a ImageInfo,
+}
+
+/// Pushes the ModelPack artifact to every destination, beside the ModelCar whose blobs it
+/// shares; returns its reference at each destination and its digest.
+async fn push_modelpack(
+    opts: &Options,
+    car: &ModelCarPushed<'_>,
+    hub_provenance: Option<(String, String)>,
+    flag: &str,
+) -> Result<(Vec<String>, String), BuildError> {
+    let name = car
+        .info
+        .annotations
+        .get("org.opencontainers.image.title")
+        .cloned()
+        .unwrap_or_default();
+    let who = modelpack::Provenance {
+        name,
+        hub: hub_provenance,
+    };
+    let facts = modelpack::gather_facts(car.layers, &opts.prefix, car.hub).await;
+    let pack = modelpack::build(
+        car.layers,
+        car.descriptors,
+        &opts.prefix,
+        &facts,
+        &who,
+        car.info,
+    );
+    let mut refs = Vec::new();
+    for (spec, dest) in opts.dests.iter().zip(car.dests) {
+        let tag = modelpack::tag(flag, &spec.tag());
+        dest.put_blob(&pack.config_desc.digest, pack.config.clone())
+            .await?;
+        dest.put_manifest(&tag, &pack.manifest_desc, pack.manifest.clone())
+            .await?;
+        refs.push(with_tag(spec, &tag).display());
+    }
+    Ok((refs, pack.manifest_desc.digest))
+}
+
+/// `spec` with another tag: where the ModelPack artifact goes beside the image.
+fn with_tag(spec: &DestSpec, tag: &str) -> DestSpec {
+    match spec {
+        DestSpec::Registry(r) => DestSpec::Registry(modelcar_shared::registry::Reference {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..r.clone()
+        }),
+        DestSpec::Layout { dir, .. } => DestSpec::Layout {
+            dir: dir.clone(),
+            tag: tag.to_string(),
+        },
+    }
+}
+
 fn record(
     ws: &Workspace,
     opts: &Options,
@@ -356,6 +443,13 @@ fn record(
             });
         }
         m.pushed_at_utc = Some(pushed_at);
+        if let Some(pack) = &report.modelpack {
+            m.modelpack = Some(ArtifactRecord {
+                image: pack.image.clone(),
+                digest: pack.digest.clone(),
+                extra: Default::default(),
+            });
+        }
         match &opts.source {
             ModelSource::Dir(dir) => {
                 m.model_dir.get_or_insert_with(|| dir.display().to_string());

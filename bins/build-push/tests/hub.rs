@@ -237,3 +237,54 @@ fn two_destinations_get_the_same_image_from_one_read() {
         );
     }
 }
+
+/// `--modelpack` from `hf://`: the ModelPack config's facts come from the Hub without a model
+/// copy (config.json, and the safetensors header read with a short request), and it names the
+/// repo and the commit as source and revision.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_hf_modelpack_names_the_repo_and_commit() {
+    let elements: u64 = 512 * 1024;
+    let header = format!(
+        r#"{{"w":{{"dtype":"BF16","shape":[512,1024],"data_offsets":[0,{}]}}}}"#,
+        elements * 2
+    );
+    let mut shard = (header.len() as u64).to_le_bytes().to_vec();
+    shard.extend_from_slice(header.as_bytes());
+    shard.extend(random_bytes(elements * 2, 9));
+    let repo = HubRepo::new(REPO)
+        .file(
+            "config.json",
+            br#"{"model_type":"mistral","torch_dtype":"bfloat16","num_attention_heads":8}"#
+                .to_vec(),
+        )
+        .file("model.safetensors", shard);
+    let hub = HubServer::start(vec![repo]);
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let endpoint = hub.endpoint();
+    let image = format!("{}/org/pack:v1", registry.host());
+    let mut args = hf_args(&endpoint, "hf://org/tiny-llm", &image);
+    args.push("--modelpack");
+    let report = push_json(tmp.path(), &args);
+    let pack = report["modelpack"]["image"].as_str().unwrap().to_owned();
+    let manifest = modelcar_testkit::oci_tools::skopeo_raw_manifest(&format!("docker://{pack}"));
+    let layout = tmp.path().join("pulled");
+    modelcar_testkit::oci_tools::skopeo_copy(
+        &format!("docker://{pack}"),
+        &format!("oci:{}:p", layout.display()),
+    );
+    let digest = manifest["config"]["digest"].as_str().unwrap();
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
+    let descriptor = &config["descriptor"];
+    assert_eq!(
+        descriptor["sourceURL"],
+        "https://huggingface.co/org/tiny-llm"
+    );
+    assert_eq!(descriptor["revision"], hub.sha(REPO, "main").as_str());
+    assert_eq!(descriptor["name"], REPO);
+    assert_eq!(descriptor["family"], "mistral");
+    assert_eq!(config["config"]["paramSize"], "524.3K");
+}

@@ -17,7 +17,14 @@ const MIB: u64 = 1 << 20;
 
 /// Pushes a ModelCar of `model` with build-push (as a library) and returns its digest.
 async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
-    let options = build_push::Options {
+    build_push::run(build_options(model, dest, platform))
+        .await
+        .expect("build-push")
+        .digest
+}
+
+fn build_options(model: &Path, dest: &str, platform: &str) -> build_push::Options {
+    build_push::Options {
         source: build_push::ModelSource::Dir(model.to_path_buf()),
         dests: vec![DestSpec::parse(dest).unwrap()],
         base: "scratch".into(),
@@ -36,8 +43,8 @@ async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
         cache_path: None,
         uploads: modelcar_shared::transfer::UploadLog::disabled(),
         progress_every: Duration::from_secs(60),
-    };
-    build_push::run(options).await.expect("build-push").digest
+        modelpack: None,
+    }
 }
 
 /// An index over two platform images, PUT by hand: `image:v1` on each platform.
@@ -472,4 +479,32 @@ async fn a_rerun_after_sigkill_copies_only_what_is_missing() {
     );
     assert_eq!(d["digest"], digest);
     assert_same_on_both_sides(&src, &dest);
+}
+
+/// The ModelPack artifact beside a ModelCar (build-push --modelpack) is a manifest like any
+/// other to mirror: it arrives with the same digest, and its blobs are the ModelCar's, so once
+/// the ModelCar is there only the small config blob is new.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modelpack_artifact_is_copied_like_any_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 2, 2 * MIB);
+    let (a, b) = (Registry::start(), Registry::start());
+    let image = format!("{}/llm/pack:v1", a.host());
+    let mut options = build_options(&model, &image, "linux/amd64");
+    options.modelpack = Some("true".into());
+    let report = build_push::run(options).await.expect("build-push");
+    let pack = report.modelpack.expect("a ModelPack was pushed");
+
+    let car_copy = format!("{}/llm/pack:v1", b.host());
+    mirror_json(&[&image, &car_copy]);
+    let pack_copy = format!("{}/llm/pack:v1-modelpack", b.host());
+    let copied = mirror_json(&[&pack.image, &pack_copy]);
+    assert_eq!(copied["digest"], pack.digest);
+    assert_same_on_both_sides(&pack.image, &pack_copy);
+    let raw = skopeo_raw_manifest(&format!("docker://{pack_copy}"));
+    assert_eq!(
+        raw["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
 }

@@ -43,6 +43,7 @@ async fn push_big_image(dest: &str) -> String {
         cache_path: None,
         uploads: UploadLog::disabled(),
         progress_every: Duration::from_secs(60),
+        modelpack: None,
     };
     build_push::run(options).await.expect("build-push").digest
 }
