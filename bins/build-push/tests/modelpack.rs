@@ -245,18 +245,16 @@ fn the_modelpack_tag_and_the_metadata_file() {
     fs::create_dir_all(&ws).unwrap();
     let registry = Registry::start();
     let image = format!("{}/llm/mistral:w4a16", registry.host());
-    let report = push_json(
-        tmp.path(),
-        &[
-            model.to_str().unwrap(),
-            &image,
-            "--base",
-            "scratch",
-            "--modelpack=w4a16-pack",
-            "--workspace",
-            ws.to_str().unwrap(),
-        ],
-    );
+    let args = [
+        model.to_str().unwrap(),
+        &image,
+        "--base",
+        "scratch",
+        "--modelpack=w4a16-pack",
+        "--workspace",
+        ws.to_str().unwrap(),
+    ];
+    let report = push_json(tmp.path(), &args);
     let pack = format!("{}/llm/mistral:w4a16-pack", registry.host());
     assert_eq!(report["modelpack"]["image"], pack);
     assert_eq!(report["destinations"][0]["modelpack"], pack);
@@ -265,18 +263,7 @@ fn the_modelpack_tag_and_the_metadata_file() {
     assert_eq!(meta["modelpack"]["image"], pack);
     assert_eq!(meta["modelpack"]["digest"], report["modelpack"]["digest"]);
     // A rerun sends no layer and pushes the same artifact.
-    let again = push_json(
-        tmp.path(),
-        &[
-            model.to_str().unwrap(),
-            &image,
-            "--base",
-            "scratch",
-            "--modelpack=w4a16-pack",
-            "--workspace",
-            ws.to_str().unwrap(),
-        ],
-    );
+    let again = push_json(tmp.path(), &args);
     assert_eq!(again["bytes_sent"], 0);
     assert_eq!(again["modelpack"]["digest"], report["modelpack"]["digest"]);
 }
