@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use modelcar_testkit::tekton::{
     load_pipeline, load_task, parse_pipeline_run, pipeline_reference_problems,
-    pipeline_run_problems, Task,
+    pipeline_run_problems, Pipeline, Task,
 };
 
 fn tekton_dir() -> PathBuf {
@@ -74,15 +74,20 @@ fn the_pipelines_reference_only_what_is_declared() {
     }
 }
 
-#[test]
-fn the_pvc_pipeline_runs_the_six_steps_in_order() {
-    let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar.yaml"));
-    let order: Vec<&str> = pipeline
+/// The pipeline's task names, in the order they are listed.
+fn task_names(pipeline: &Pipeline) -> Vec<&str> {
+    pipeline
         .spec
         .tasks
         .iter()
         .map(|t| t.name.as_str())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_pvc_pipeline_runs_the_six_steps_in_order() {
+    let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar.yaml"));
+    let order = task_names(&pipeline);
     assert_eq!(
         order,
         [
@@ -112,12 +117,7 @@ fn the_pvc_pipeline_runs_the_six_steps_in_order() {
 #[test]
 fn the_hub_pipeline_has_no_model_download() {
     let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar-from-hub.yaml"));
-    let order: Vec<&str> = pipeline
-        .spec
-        .tasks
-        .iter()
-        .map(|t| t.name.as_str())
-        .collect();
+    let order = task_names(&pipeline);
     assert_eq!(order, ["build-push", "mirror", "register", "deploy"]);
     let build = &pipeline.spec.tasks[0];
     let model_dir = build

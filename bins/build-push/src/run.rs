@@ -8,8 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 
 use modelcar_shared::digest::sha256_digest;
-use modelcar_shared::metadata::{ArtifactRecord, MirrorRecord};
-use modelcar_shared::metadata::{Metadata, MetadataError};
+use modelcar_shared::metadata::{ArtifactRecord, Metadata, MetadataError, MirrorRecord};
 use modelcar_shared::oci::{
     Descriptor, Platform, ANNOTATION_TITLE, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST,
 };

@@ -55,24 +55,14 @@ pub async fn deploy(
     );
     let ready = match request.wait {
         None => None,
-        Some(timeout) => match wait::until_ready(&api, &applied.object, timeout).await {
-            Ok(ready) => Some(ready),
-            Err(DeployError::NotReady {
-                name,
-                timeout,
-                conditions,
-                ..
-            }) => {
-                let pods = diagnose::predictor_problems(client, &spec.namespace, &name).await;
-                return Err(DeployError::NotReady {
-                    name,
-                    timeout,
-                    conditions,
-                    pods,
-                });
+        Some(timeout) => {
+            let mut waited = wait::until_ready(&api, &applied.object, timeout).await;
+            // The watch only knows the InferenceService; its pods say why it is not Ready.
+            if let Err(DeployError::NotReady { name, pods, .. }) = &mut waited {
+                *pods = diagnose::predictor_problems(client, &spec.namespace, name).await;
             }
-            Err(e) => return Err(e),
-        },
+            Some(waited?)
+        }
     };
     let report = DeployReport::new(spec, applied.change, ready);
     if let Some(ws) = workspace {

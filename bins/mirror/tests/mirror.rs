@@ -1,19 +1,20 @@
 //! mirror end to end between real CNCF distribution registries; skopeo checks both sides.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use bytes::Bytes;
-use modelcar_shared::oci::{Platform, OCI_INDEX};
+use modelcar_shared::oci::OCI_INDEX;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
-use modelcar_shared::transfer::DestSpec;
 use modelcar_testkit::model::write_model;
 use modelcar_testkit::oci_tools::{skopeo_inspect, skopeo_raw_manifest};
 use modelcar_testkit::{CountingProxy, Registry};
-use serde_json::Value;
 
-const MIB: u64 = 1 << 20;
+use common::{build_options, MIB};
+use serde_json::Value;
 
 /// Pushes a ModelCar of `model` with build-push (as a library) and returns its digest.
 async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
@@ -21,30 +22,6 @@ async fn build_image(model: &Path, dest: &str, platform: &str) -> String {
         .await
         .expect("build-push")
         .digest
-}
-
-fn build_options(model: &Path, dest: &str, platform: &str) -> build_push::Options {
-    build_push::Options {
-        source: build_push::ModelSource::Dir(model.to_path_buf()),
-        dests: vec![DestSpec::parse(dest).unwrap()],
-        base: "scratch".into(),
-        platform: Platform::parse(platform).unwrap(),
-        prefix: "/models".into(),
-        layer_threshold: MIB,
-        chunk_size: 64 * MIB,
-        jobs: 2,
-        user: "1001".into(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        source_date_epoch: 0,
-        connect: ConnectOptions::default(),
-        base_connect: ConnectOptions::default(),
-        workspace: None,
-        cache_path: None,
-        uploads: modelcar_shared::transfer::UploadLog::disabled(),
-        progress_every: Duration::from_secs(60),
-        modelpack: None,
-    }
 }
 
 /// An index over two platform images, PUT by hand: `image:v1` on each platform.

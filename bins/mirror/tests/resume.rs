@@ -4,47 +4,25 @@
 //! proxies on both sides measure what the rerun reads (a Range request from the last
 //! checkpoint) and what it sends (only the rest).
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use modelcar_shared::oci::Platform;
-use modelcar_shared::registry::ConnectOptions;
-use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_testkit::model::one_file_model;
 use modelcar_testkit::{CountingProxy, Registry, SpecRegistry};
 use serde_json::Value;
 
-const MIB: u64 = 1 << 20;
+use common::{build_options, CHUNK, MIB};
+
 const LAYER: u64 = 1 << 30;
-const CHUNK: u64 = 64 * MIB;
 /// Requests, headers, the config and the manifests: what a run moves besides layer bytes.
 const OVERHEAD: u64 = MIB;
 
 async fn push_big_image(dest: &str) -> String {
     let model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("resume/model");
     one_file_model(&model, LAYER);
-    let options = build_push::Options {
-        source: build_push::ModelSource::Dir(model),
-        dests: vec![DestSpec::parse(dest).unwrap()],
-        base: "scratch".into(),
-        platform: Platform::parse("linux/amd64").unwrap(),
-        prefix: "/models".into(),
-        layer_threshold: MIB,
-        chunk_size: CHUNK,
-        jobs: 2,
-        user: "1001".into(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        source_date_epoch: 0,
-        connect: ConnectOptions::default(),
-        base_connect: ConnectOptions::default(),
-        workspace: None,
-        cache_path: None,
-        uploads: UploadLog::disabled(),
-        progress_every: Duration::from_secs(60),
-        modelpack: None,
-    };
+    let options = build_options(&model, dest, "linux/amd64");
     build_push::run(options).await.expect("build-push").digest
 }
 

@@ -24,6 +24,7 @@ use crate::hub_source::HubSource;
 use crate::image::ImageInfo;
 use crate::plan::{Entry, EntryKind};
 use crate::run::ModelLayer;
+use crate::tar_layout::FILE_MODE;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.model.manifest.v1+json";
 pub const CONFIG_TYPE: &str = "application/vnd.cncf.model.config.v1+json";
@@ -207,14 +208,14 @@ fn layer_descriptor(
 }
 
 /// The spec's FileMetadata of the one file in a layer, as the tar header has it: build-push
-/// writes every model file 0644, owned by 0:0, with the image's timestamp.
+/// writes every model file with FILE_MODE, owned by 0:0, with the image's timestamp.
 fn file_metadata(name: &str, entry: &Entry, info: &ImageInfo) -> String {
     let size = match &entry.kind {
         EntryKind::File { size, .. } | EntryKind::HubFile { size, .. } => *size,
         _ => 0,
     };
     json!({
-        "name": name, "mode": 0o644, "uid": 0, "gid": 0, "size": size,
+        "name": name, "mode": FILE_MODE, "uid": 0, "gid": 0, "size": size,
         "mtime": info.created, "typeflag": b'0',
     })
     .to_string()
