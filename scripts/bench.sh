@@ -8,7 +8,9 @@
 #                    interleaved, compared by median; then build-push alone on shards 4x bigger,
 #                    for its peak RSS
 #   scripts/bench.sh mirror [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: mirror vs skopeo
-#                    copy (as users run it, and with --preserve-digests), registry to registry
+#                    copy (as users run it, and with --preserve-digests), registry to registry;
+#                    mirror both as it runs by default (the destination checks each digest) and
+#                    with --verify-locally (hashing every blob here as well, as skopeo does)
 #   scripts/bench.sh chunks [MIB_PER_SHARD] [SHARDS]       default 768 MiB x 4: build-push with
 #                    --chunk-size 16MiB, 64MiB, 256MiB and 0 (one request per blob)
 #   scripts/bench.sh fetch [MIB_PER_SHARD] [SHARDS]        default 256 MiB x 4: fetch-model vs
@@ -222,13 +224,20 @@ bench_mirror() {
   local src=$registry src_pid=$registry_pid
   target/release/build-push "$model" "$src/bench/model:1" --base scratch --no-cache >/dev/null 2>&1
   rm -rf "$model"
-  local ours=() skopeo_default=() skopeo_preserve=() ours_rss=0
+  local ours=() ours_verify=() skopeo_default=() skopeo_preserve=() ours_rss=0
   for i in $(seq "$runs"); do
     start_registry "mirror$i"
     run "mirror (run $i)" target/release/mirror "$src/bench/model:1" "$registry/bench/model:1"
     ours+=("$wall")
     ours_rss=$(echo "if ($rss_mb > $ours_rss) $rss_mb else $ours_rss" | bc)
     stop_registry "$registry_pid" "mirror$i"
+
+    start_registry "verify$i"
+    run "mirror --verify-locally (run $i)" target/release/mirror --verify-locally "$src/bench/model:1" \
+      "$registry/bench/model:1"
+    ours_verify+=("$wall")
+    ours_rss=$(echo "if ($rss_mb > $ours_rss) $rss_mb else $ours_rss" | bc)
+    stop_registry "$registry_pid" "verify$i"
 
     start_registry "skopeo$i"
     run "skopeo copy (run $i)" skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
@@ -243,10 +252,12 @@ bench_mirror() {
     stop_registry "$registry_pid" "preserve$i"
   done
   stop_registry "$src_pid" mirrorsrc
-  local m_ours m_default m_preserve
-  m_ours=$(median "${ours[@]}") m_default=$(median "${skopeo_default[@]}") m_preserve=$(median "${skopeo_preserve[@]}")
-  echo "medians of $runs runs: mirror $m_ours s, skopeo copy $m_default s, skopeo copy --preserve-digests $m_preserve s"
+  local m_ours m_verify m_default m_preserve
+  m_ours=$(median "${ours[@]}") m_verify=$(median "${ours_verify[@]}")
+  m_default=$(median "${skopeo_default[@]}") m_preserve=$(median "${skopeo_preserve[@]}")
+  echo "medians of $runs runs: mirror $m_ours s, mirror --verify-locally $m_verify s, skopeo copy $m_default s, skopeo copy --preserve-digests $m_preserve s"
   echo "ratio: mirror is $(echo "scale=2; $m_default / $m_ours" | bc)x faster than skopeo copy (which also changes the digests by gzipping), $(echo "scale=2; $m_preserve / $m_ours" | bc)x faster than skopeo copy --preserve-digests; mirror peak RSS at most $ours_rss MB"
+  echo "ratio: mirror --verify-locally (hashing every blob here too, as skopeo does) is $(echo "scale=2; $m_default / $m_verify" | bc)x faster than skopeo copy, $(echo "scale=2; $m_preserve / $m_verify" | bc)x faster than skopeo copy --preserve-digests"
 }
 
 # The upload chunk size against push speed: each size is a resume point per chunk (and a

@@ -67,7 +67,10 @@ pub async fn produce_tar(
             }
         }
     }
-    Ok(writer.finish())
+    // A layer's digest is only known once it is hashed: its writer always hashes.
+    Ok(writer
+        .finish()
+        .expect("a layer of unknown digest is hashed as it streams"))
 }
 
 /// Streams bytes `start..size` of the file at `path`.

@@ -6,7 +6,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::oci::Descriptor;
 use modelcar_shared::progress::Progress;
-use modelcar_shared::transfer::{copy_blob, Destination, Sent};
+use modelcar_shared::transfer::{copy_blob, Destination, DigestCheck, Sent};
 
 use crate::base::BaseImage;
 use crate::cache::{CachedLayer, DigestCache};
@@ -84,6 +84,7 @@ async fn send_base_layer(
             dest,
             &source.client,
             descriptor,
+            DigestCheck::Destination,
             opts.chunk_size,
             &opts.uploads,
             progress,

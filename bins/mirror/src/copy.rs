@@ -1,5 +1,6 @@
 //! Copying the source image to one destination: blobs first (`--jobs` at a time, skipped,
-//! mounted or streamed with their digest checked), then the listed manifests by digest, and
+//! mounted or streamed with their digest checked by the destination, and here with
+//! `--verify-locally`), then the listed manifests by digest, and
 //! the tagged manifest last, so a failed copy never leaves a tag pointing at missing blobs.
 
 use std::time::Duration;
@@ -8,7 +9,7 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
-use modelcar_shared::transfer::{copy_blob, Destination, Sent, UploadLog};
+use modelcar_shared::transfer::{copy_blob, Destination, DigestCheck, Sent, UploadLog};
 
 use crate::error::MirrorError;
 use crate::report::DestReport;
@@ -16,6 +17,7 @@ use crate::source::SourceImage;
 
 pub struct CopySettings<'a> {
     pub jobs: usize,
+    pub check: DigestCheck,
     pub chunk_size: u64,
     pub connect: &'a ConnectOptions,
     pub uploads: &'a UploadLog,
@@ -50,7 +52,16 @@ pub async fn copy_to(
             let (target, progress, image) = (&target, &progress, &image);
             async move {
                 let (chunk, uploads) = (settings.chunk_size, settings.uploads);
-                let sent = copy_blob(target, &source.client, blob, chunk, uploads, progress).await;
+                let sent = copy_blob(
+                    target,
+                    &source.client,
+                    blob,
+                    settings.check,
+                    chunk,
+                    uploads,
+                    progress,
+                )
+                .await;
                 if let Ok(s) = &sent {
                     let verb = if s.sent {
                         "copied"

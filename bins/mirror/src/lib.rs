@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use modelcar_shared::metadata::MirrorRecord;
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, Reference};
-use modelcar_shared::transfer::UploadLog;
+use modelcar_shared::transfer::{DigestCheck, UploadLog};
 use modelcar_shared::Workspace;
 
 pub use error::MirrorError;
@@ -22,6 +22,8 @@ pub struct Options {
     pub destinations: Vec<Reference>,
     pub platform: Option<Platform>,
     pub jobs: usize,
+    /// Who checks each blob against its digest.
+    pub check: DigestCheck,
     pub chunk_size: u64,
     pub src_connect: ConnectOptions,
     pub dest_connect: ConnectOptions,
@@ -37,6 +39,7 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
     let source = source::resolve(&opts.source, opts.platform.as_ref(), &opts.src_connect).await?;
     let settings = copy::CopySettings {
         jobs: opts.jobs,
+        check: opts.check,
         chunk_size: opts.chunk_size,
         connect: &opts.dest_connect,
         uploads: &opts.uploads,

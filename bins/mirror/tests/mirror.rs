@@ -214,23 +214,33 @@ async fn a_corrupt_source_blob_fails_clearly_and_leaves_no_tag() {
     bytes[1000] ^= 0xff; // same size, one byte flipped
     std::fs::write(&data, bytes).unwrap();
 
-    let dest = format!("{}/org/model:v1", b.host());
-    let out = mirror(&[&format!("{}/org/model:v1", a.host()), &dest]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&layer) && err.contains("arrived with digest"),
-        "{err}"
-    );
-    assert!(err.contains("the destination tag was not written"), "{err}");
-    let tag = Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
-        .output()
-        .unwrap();
-    assert!(
-        !tag.status.success(),
-        "the destination has a tag after a failed copy"
-    );
+    // By default the destination registry's own check refuses the blob; with
+    // --verify-locally mirror's hash catches it first. Either way nothing is tagged.
+    let src = format!("{}/org/model:v1", a.host());
+    for (repo, flags, says) in [
+        (
+            "default",
+            &[][..],
+            "hashed the bytes it received and refused them",
+        ),
+        ("local", &["--verify-locally"][..], "arrived with digest"),
+    ] {
+        let dest = format!("{}/org/{repo}:v1", b.host());
+        let out = mirror(&[&[src.as_str(), &dest][..], flags].concat());
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&layer) && err.contains(says), "{err}");
+        assert!(err.contains("nothing was committed"), "{err}");
+        assert!(err.contains("the destination tag was not written"), "{err}");
+        let tag = Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", &format!("docker://{dest}")])
+            .output()
+            .unwrap();
+        assert!(
+            !tag.status.success(),
+            "{repo}: the destination has a tag after a failed copy"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

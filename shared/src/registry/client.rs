@@ -312,7 +312,17 @@ impl RegistryClient {
             .await?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
-            status => Err(self.unexpected(&action, status, resp).await),
+            status => match self.unexpected(&action, status, resp).await {
+                // The registry hashed what it received and it is not `digest` (the spec's error
+                // code; a registry that only answers 400 is reported with its own words).
+                RegistryError::Status {
+                    status: 400, body, ..
+                } if body.contains("DIGEST_INVALID") => Err(RegistryError::DigestRefused {
+                    registry: self.registry().into(),
+                    digest: digest.into(),
+                }),
+                other => Err(other),
+            },
         }
     }
 

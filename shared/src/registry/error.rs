@@ -39,6 +39,11 @@ pub enum RegistryError {
         status: u16,
         body: String,
     },
+    #[error(
+        "registry {registry} refused blob {digest}: the bytes it received have another digest \
+         (DIGEST_INVALID)"
+    )]
+    DigestRefused { registry: String, digest: String },
     #[error("registry {registry} sent an invalid answer to {action}: {detail}")]
     Protocol {
         registry: String,

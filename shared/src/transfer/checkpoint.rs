@@ -1,17 +1,21 @@
 //! The sha256 of a blob's first bytes, kept so that an upload can go on from the middle: a
 //! digest is only ever over every byte, so resuming at byte N needs the hash state after N
 //! bytes, either kept from the run that sent them or recomputed by reading them again.
+//!
+//! A blob whose digest is known before it is read (a copy from another registry) need not be
+//! hashed here at all when the destination registry checks it on commit: its checkpoints only
+//! count bytes, and an upload goes on from any byte.
 
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
 use crate::digest::format_digest;
 
-/// The hash of the first `offset` bytes of a blob.
+/// The hash of the first `offset` bytes of a blob (or only their count, when not hashing).
 #[derive(Clone)]
 pub struct Checkpoint {
     offset: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -25,8 +29,31 @@ impl Checkpoint {
     pub fn start() -> Self {
         Self {
             offset: 0,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
         }
+    }
+
+    /// Byte `offset` of a blob that is not hashed here: any byte is a point to go on from.
+    pub fn unhashed(offset: u64) -> Self {
+        Self {
+            offset,
+            hasher: None,
+        }
+    }
+
+    /// Where a stream that hashes (or not) can go on from when the destination holds `held`
+    /// bytes: without hashing, from exactly there; with it, from `latest` if that is at or
+    /// before `held`, else from byte 0.
+    pub fn to_resume(hashing: bool, latest: Option<Self>, held: u64) -> Self {
+        match (hashing, latest) {
+            (false, _) => Self::unhashed(held),
+            (true, Some(latest)) if latest.is_hashed() && latest.offset <= held => latest,
+            (true, _) => Self::start(),
+        }
+    }
+
+    pub fn is_hashed(&self) -> bool {
+        self.hasher.is_some()
     }
 
     pub fn offset(&self) -> u64 {
@@ -34,18 +61,23 @@ impl Checkpoint {
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(bytes);
+        }
         self.offset += bytes.len() as u64;
     }
 
-    /// `sha256:<hex>` of the bytes so far.
-    pub fn digest(self) -> String {
-        format_digest(&self.hasher.finalize())
+    /// `sha256:<hex>` of the bytes so far; `None` when they were not hashed.
+    pub fn digest(self) -> Option<String> {
+        self.hasher.map(|h| format_digest(&h.finalize()))
     }
 
-    /// The hash state as hex, for the uploads file.
+    /// The hash state as hex, for the uploads file (empty when not hashing).
     pub fn encode_state(&self) -> String {
-        self.hasher
+        let Some(hasher) = &self.hasher else {
+            return String::new();
+        };
+        hasher
             .serialize()
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -59,17 +91,19 @@ impl Checkpoint {
         let bytes = decode_hex(state)?;
         let serialized = SerializedState::<Sha256>::try_from(bytes.as_slice()).ok()?;
         let hasher = Sha256::deserialize(&serialized).ok()?;
-        let checkpoint = Self { offset, hasher };
-        (checkpoint.hashed_bytes() == offset).then_some(checkpoint)
+        (hashed_bytes(&hasher) == offset).then_some(Self {
+            offset,
+            hasher: Some(hasher),
+        })
     }
+}
 
-    /// How many bytes the state covers, read back from it (sha2's layout: 32 bytes of state,
-    /// the block count as a little-endian u64, then the buffered tail's length and bytes).
-    fn hashed_bytes(&self) -> u64 {
-        let state = self.hasher.serialize();
-        let blocks = u64::from_le_bytes(state[32..40].try_into().expect("8 bytes"));
-        blocks * 64 + u64::from(state[40])
-    }
+/// How many bytes a state covers, read back from it (sha2's layout: 32 bytes of state, the
+/// block count as a little-endian u64, then the buffered tail's length and bytes).
+fn hashed_bytes(hasher: &Sha256) -> u64 {
+    let state = hasher.serialize();
+    let blocks = u64::from_le_bytes(state[32..40].try_into().expect("8 bytes"));
+    blocks * 64 + u64::from(state[40])
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -96,7 +130,11 @@ mod tests {
             let mut resumed = Checkpoint::decode(cut as u64, &first.encode_state()).unwrap();
             resumed.update(&data[cut..]);
             assert_eq!(resumed.offset(), data.len() as u64);
-            assert_eq!(resumed.digest(), sha256_digest(&data), "cut at {cut}");
+            assert_eq!(
+                resumed.digest().unwrap(),
+                sha256_digest(&data),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -109,5 +147,19 @@ mod tests {
         assert!(Checkpoint::decode(199, &state).is_none());
         assert!(Checkpoint::decode(200, "zz").is_none());
         assert!(Checkpoint::decode(200, &state[..state.len() - 2]).is_none());
+        assert!(Checkpoint::decode(200, "").is_none());
+    }
+
+    #[test]
+    fn an_unhashed_checkpoint_counts_bytes_and_resumes_anywhere() {
+        let mut c = Checkpoint::unhashed(5);
+        c.update(b"abc");
+        assert_eq!((c.offset(), c.encode_state().as_str()), (8, ""));
+        let resumed = Checkpoint::to_resume(false, Some(c.clone()), 6);
+        assert_eq!((resumed.offset(), resumed.is_hashed()), (6, false));
+        // A hashing run cannot go on from a count: it hashes again from byte 0.
+        let hashing = Checkpoint::to_resume(true, Some(c), 8);
+        assert_eq!((hashing.offset(), hashing.is_hashed()), (0, true));
+        assert_eq!(Checkpoint::unhashed(0).digest(), None);
     }
 }

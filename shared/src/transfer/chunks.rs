@@ -1,5 +1,6 @@
 //! A layer's bytes as a stream of chunks: each chunk is a bounded channel of pieces that becomes
-//! one request body (or one run of writes), and the sha256 is computed as the bytes pass.
+//! one request body (or one run of writes), and the sha256 is computed as the bytes pass
+//! (unless the stream starts from an unhashed [`Checkpoint`]: then it only counts them).
 //! Memory per layer in flight is bounded by the channel capacities, whatever the layer size.
 
 use bytes::Bytes;
@@ -136,10 +137,11 @@ impl ChunkWriter {
         }
     }
 
-    /// The digest of everything written (every output hashed the same bytes).
-    pub fn finish(self) -> String {
+    /// The digest of everything written (every output hashed the same bytes); `None` when
+    /// the outputs only counted them.
+    pub fn finish(self) -> Option<String> {
         let mut digests = self.outputs.into_iter().map(|o| o.hashed.digest());
-        let first = digests.next().unwrap_or_default();
+        let first = digests.next().flatten();
         debug_assert!(
             digests.all(|d| d == first),
             "outputs hashed different bytes"
@@ -208,7 +210,7 @@ mod tests {
         let producer = tokio::spawn(async move {
             let mut sent = writer.write(Bytes::from_static(b"abc")).await.unwrap();
             sent += writer.write(Bytes::from_static(b"defghij")).await.unwrap();
-            (sent, writer.finish())
+            (sent, writer.finish().unwrap())
         });
         let mut seen = Vec::new();
         while let Some(mut chunk) = chunks.recv().await {
@@ -231,7 +233,7 @@ mod tests {
         let producer = tokio::spawn(async move {
             writer.write(Bytes::from_static(b"abc")).await.unwrap();
             writer.write(Bytes::from_static(b"defghij")).await.unwrap();
-            writer.finish()
+            writer.finish().unwrap()
         });
         let mut seen = Vec::new();
         while let Some(mut chunk) = chunks.recv().await {
@@ -260,7 +262,7 @@ mod tests {
         assert_eq!(writer.position(), 4);
         let producer = tokio::spawn(async move {
             let sent = writer.write(Bytes::from_static(b"efghij")).await.unwrap();
-            (sent, writer.finish())
+            (sent, writer.finish().unwrap())
         });
         let mut chunk = chunks.recv().await.unwrap();
         assert_eq!((chunk.offset, chunk.start.offset()), (6, 6));
@@ -294,7 +296,7 @@ mod tests {
         let producer = tokio::spawn(async move {
             let mut sent = writer.write(Bytes::from_static(b"abc")).await.unwrap();
             sent += writer.write(Bytes::from_static(b"defghij")).await.unwrap();
-            (sent, writer.finish())
+            (sent, writer.finish().unwrap())
         });
         let mut seen = Vec::new();
         for mut rx in receivers {

@@ -1,6 +1,7 @@
 //! Copying one blob between registries: skipped when the destination has it already, mounted
 //! when it is in another repository of the same registry, otherwise streamed (see
-//! [`stream_blob`]).
+//! [`stream_blob`]) and checked against its digest, by the destination registry as it commits
+//! the blob, and here too when asked ([`DigestCheck`]).
 
 use std::future::Future;
 
@@ -11,7 +12,7 @@ use super::stream::stream_blob;
 use super::uploads::UploadLog;
 use crate::oci::Descriptor;
 use crate::progress::Progress;
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, RegistryError};
 
 /// Where a blob's bytes come from: it fills a chunk stream, starting at the writer's
 /// position, and returns the digest it computed.
@@ -19,6 +20,11 @@ pub trait Producer {
     fn size(&self) -> u64;
     /// What the bytes are, stable across runs, for the uploads log.
     fn id(&self) -> String;
+    /// The digest the bytes must have, when it is known before they are read and need not be
+    /// computed here: a destination registry checks them against it on commit.
+    fn declared_digest(&self) -> Option<&str> {
+        None
+    }
     fn produce(
         &self,
         writer: ChunkWriter,
@@ -43,10 +49,24 @@ pub struct Sent {
     pub sent: bool,
 }
 
-/// A blob in another registry (or repository), read with its descriptor's digest checked.
+/// Who checks a copied blob against its digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DigestCheck {
+    /// The destination registry, which hashes what it receives as it arrives and refuses a
+    /// mismatch on commit (the distribution spec's DIGEST_INVALID), so nothing wrong is ever
+    /// stored: hashing every byte a second time here would only cost CPU.
+    #[default]
+    Destination,
+    /// Here as well, as the bytes stream: for a destination whose check one does not trust.
+    /// A destination that is not a registry (an OCI layout) is always checked here.
+    Local,
+}
+
+/// A blob in another registry (or repository), checked against its descriptor's digest.
 pub struct RemoteBlob<'a> {
     pub client: &'a RegistryClient,
     pub descriptor: &'a Descriptor,
+    pub check: DigestCheck,
 }
 
 impl Producer for RemoteBlob<'_> {
@@ -56,6 +76,10 @@ impl Producer for RemoteBlob<'_> {
 
     fn id(&self) -> String {
         self.descriptor.digest.clone()
+    }
+
+    fn declared_digest(&self) -> Option<&str> {
+        (self.check == DigestCheck::Destination).then_some(self.descriptor.digest.as_str())
     }
 
     async fn produce(
@@ -79,6 +103,7 @@ pub async fn copy_blob(
     dest: &Destination,
     source: &RegistryClient,
     descriptor: &Descriptor,
+    check: DigestCheck,
     chunk_size: u64,
     uploads: &UploadLog,
     progress: &Progress,
@@ -110,6 +135,18 @@ pub async fn copy_blob(
     let producer = RemoteBlob {
         client: source,
         descriptor,
+        check,
     };
-    stream_blob(dest, &producer, chunk_size, uploads, progress).await
+    let streamed = stream_blob(dest, &producer, chunk_size, uploads, progress).await;
+    streamed.map_err(|e| match e {
+        TransferError::Dest(DestError::Registry(RegistryError::DigestRefused {
+            registry, ..
+        })) => SourceError::DigestRefused {
+            registry: source.reference().registry.clone(),
+            digest: descriptor.digest.clone(),
+            destination: registry,
+        }
+        .into(),
+        e => e,
+    })
 }

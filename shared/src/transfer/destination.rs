@@ -120,6 +120,12 @@ impl Destination {
         }
     }
 
+    /// Whether the destination hashes what it receives and refuses a blob whose digest is not
+    /// the one it is committed under (a registry does; a layout on disk takes ours).
+    pub fn checks_digests(&self) -> bool {
+        matches!(self, Self::Registry(_))
+    }
+
     pub async fn has_blob(&self, digest: &str) -> Result<bool, DestError> {
         match self {
             Self::Registry(client) => Ok(client.blob_size(digest).await?.is_some()),

@@ -37,6 +37,16 @@ pub enum SourceError {
         expected: String,
         actual: String,
     },
+    #[error(
+        "blob {digest} from {registry} does not match its digest: {destination} hashed the bytes \
+         it received and refused them; it is corrupt at the source registry or was damaged in \
+         transit; nothing was committed"
+    )]
+    DigestRefused {
+        registry: String,
+        digest: String,
+        destination: String,
+    },
     #[error("{path} from the Hub: {detail}; its layer was not completed")]
     HubFile { path: String, detail: String },
     /// The consumer stopped taking bytes: its own error is the one to report.
@@ -45,7 +55,7 @@ pub enum SourceError {
 }
 
 /// Streams a blob download whose body starts at byte `body_start` of the blob into `writer`,
-/// checking it against `expected`; returns the digest. Bytes before the writer's position (a
+/// checking it against `expected` when the writer hashes; returns the digest. Bytes before the writer's position (a
 /// registry that ignored a range request sends them) are dropped, not hashed twice.
 pub async fn produce_download(
     response: reqwest::Response,
@@ -80,7 +90,10 @@ pub async fn produce_download(
             }
         }
     }
-    let actual = writer.finish();
+    // Not hashed here: the destination checks the bytes against `expected` on commit.
+    let Some(actual) = writer.finish() else {
+        return Ok(expected.into());
+    };
     if actual != expected {
         return Err(SourceError::DigestMismatch {
             registry: registry.into(),

@@ -12,7 +12,7 @@ mod oci_layout;
 mod stream;
 pub mod uploads;
 
-pub use copy::{copy_blob, Producer, RemoteBlob, Sent, TransferError};
+pub use copy::{copy_blob, DigestCheck, Producer, RemoteBlob, Sent, TransferError};
 pub use destination::{DestError, DestSpec, Destination, OciLayout};
 pub use download::{produce_download, SourceError};
 pub use stream::{stream_blob, stream_blob_to_all};

@@ -4,7 +4,9 @@
 //! or a later one, the registry is asked how far it got; the producer starts again at the
 //! nearest such point at or before it (re-reading at most one chunk just to hash it) and only
 //! the bytes the registry lacks are sent. The digest is always over every byte; the registry
-//! checks it again on commit.
+//! checks it again on commit. A blob whose digest is declared (a copy between registries) and
+//! whose destinations all check it is not hashed here: it goes on from exactly the byte the
+//! registry holds, re-reading nothing.
 
 use std::time::Duration;
 
@@ -50,9 +52,10 @@ pub async fn stream_blob_to_all<P: Producer>(
     progress: &Progress,
 ) -> Result<Vec<Sent>, TransferError> {
     let (size, id) = (producer.size(), producer.id());
+    let hashing = producer.declared_digest().is_none() || dests.iter().any(|d| !d.checks_digests());
     let mut lanes = Vec::with_capacity(dests.len());
     for dest in dests {
-        let log = BlobLog::new(uploads, dest.upload_key(&id), size);
+        let log = BlobLog::new(uploads, dest.upload_key(&id), size, hashing);
         let start = open(dest, &log).await?;
         progress.adjust_total(-(start.send_from as i64));
         lanes.push(Lane::new(dest, log, start));
@@ -181,15 +184,12 @@ async fn open(dest: &Destination, log: &BlobLog<'_>) -> Result<StartPoint, DestE
         if let Some(mut pending) = dest.reopen(&record.location) {
             match dest.resume_offset(&mut pending).await {
                 Ok(Some(held)) if held <= log.size => {
-                    let from = record
-                        .checkpoint()
-                        .filter(|c| c.offset() <= held)
-                        .unwrap_or_else(Checkpoint::start);
+                    let from = Checkpoint::to_resume(log.hashing, record.checkpoint(), held);
                     tracing::info!(
                         "an earlier run left this upload with {held} of {} bytes at the registry: \
-                         going on from there (hashing from byte {})",
+                         going on from there ({})",
                         log.size,
-                        from.offset()
+                        reading_from(&from)
                     );
                     return Ok(StartPoint {
                         pending,
@@ -223,14 +223,10 @@ async fn resume(
         Some(held) if held <= size => {
             // Normally `latest` (the last chunk boundary) is at or just before `held`; a
             // registry that lost accepted bytes leaves only byte 0 to hash from.
-            let from = match latest.offset() <= held {
-                true => latest,
-                false => Checkpoint::start(),
-            };
+            let from = Checkpoint::to_resume(log.hashing, Some(latest), held);
             tracing::info!(
-                "the destination holds {held} of {size} bytes: going on from there (hashing \
-                 from byte {})",
-                from.offset()
+                "the destination holds {held} of {size} bytes: going on from there ({})",
+                reading_from(&from)
             );
             Ok(StartPoint {
                 pending,
@@ -249,14 +245,23 @@ async fn resume(
 
 async fn fresh(dest: &Destination, log: &BlobLog<'_>) -> Result<StartPoint, DestError> {
     let pending = dest.start().await?;
+    let from = Checkpoint::to_resume(log.hashing, None, 0);
     if let Some(location) = pending.location() {
-        log.save(location, &Checkpoint::start());
+        log.save(location, &from);
     }
     Ok(StartPoint {
         pending,
-        from: Checkpoint::start(),
+        from,
         send_from: 0,
     })
+}
+
+/// Where the producer reads from, for the log.
+fn reading_from(from: &Checkpoint) -> String {
+    match from.is_hashed() {
+        true => format!("hashing from byte {}", from.offset()),
+        false => format!("reading from byte {}", from.offset()),
+    }
 }
 
 /// One blob's entry in the uploads log (nothing for a destination that keeps no uploads).
@@ -264,11 +269,18 @@ struct BlobLog<'a> {
     uploads: &'a UploadLog,
     key: Option<UploadKey>,
     size: u64,
+    /// Whether the blob is hashed here (else its checkpoints only count bytes).
+    hashing: bool,
 }
 
 impl<'a> BlobLog<'a> {
-    fn new(uploads: &'a UploadLog, key: Option<UploadKey>, size: u64) -> Self {
-        Self { uploads, key, size }
+    fn new(uploads: &'a UploadLog, key: Option<UploadKey>, size: u64, hashing: bool) -> Self {
+        Self {
+            uploads,
+            key,
+            size,
+            hashing,
+        }
     }
 
     fn find(&self) -> Option<UploadRecord> {

@@ -30,7 +30,7 @@ pub struct UploadRecord {
     /// The upload URL the registry last gave.
     pub location: String,
     /// The last byte offset the registry confirmed, and the sha256 state over the bytes
-    /// before it.
+    /// before it (empty for a blob that is not hashed here: see `DigestCheck`).
     pub offset: u64,
     pub sha256_state: String,
 }
