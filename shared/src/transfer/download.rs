@@ -55,8 +55,9 @@ pub enum SourceError {
 }
 
 /// Streams a blob download whose body starts at byte `body_start` of the blob into `writer`,
-/// checking it against `expected` when the writer hashes; returns the digest. Bytes before the writer's position (a
-/// registry that ignored a range request sends them) are dropped, not hashed twice.
+/// checking it against `expected` when the writer hashes; returns the digest. Bytes before the
+/// writer's position (a registry that ignored a range request sends them) are dropped, not
+/// hashed twice.
 pub async fn produce_download(
     response: reqwest::Response,
     body_start: u64,
