@@ -1,7 +1,7 @@
 //! Copying the source image to one destination: blobs first (`--jobs` at a time, skipped,
-//! mounted or streamed with their digest checked by the destination, and here with
-//! `--verify-locally`), then the listed manifests by digest, and
-//! the tagged manifest last, so a failed copy never leaves a tag pointing at missing blobs.
+//! mounted or streamed with their digest checked by the destination, and here too with
+//! `--verify-locally`), then the listed manifests by digest, and the tagged manifest last, so
+//! a failed copy never leaves a tag pointing at missing blobs.
 
 use std::time::Duration;
 

@@ -20,10 +20,11 @@ pub trait Producer {
     fn size(&self) -> u64;
     /// What the bytes are, stable across runs, for the uploads log.
     fn id(&self) -> String;
-    /// The digest the bytes must have, when it is known before they are read and need not be
-    /// computed here: a destination registry checks them against it on commit.
-    fn declared_digest(&self) -> Option<&str> {
-        None
+    /// Whether a destination registry may be left to check the bytes: their digest is known
+    /// before they are read, so the registry can hash what it receives and refuse a mismatch
+    /// on commit, and they need not be hashed here.
+    fn checked_by_destination(&self) -> bool {
+        false
     }
     fn produce(
         &self,
@@ -50,12 +51,11 @@ pub struct Sent {
 }
 
 /// Who checks a copied blob against its digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DigestCheck {
     /// The destination registry, which hashes what it receives as it arrives and refuses a
     /// mismatch on commit (the distribution spec's DIGEST_INVALID), so nothing wrong is ever
-    /// stored: hashing every byte a second time here would only cost CPU.
-    #[default]
+    /// stored: hashing every byte a second time here would only cost CPU. mirror's default.
     Destination,
     /// Here as well, as the bytes stream: for a destination whose check one does not trust.
     /// A destination that is not a registry (an OCI layout) is always checked here.
@@ -78,8 +78,8 @@ impl Producer for RemoteBlob<'_> {
         self.descriptor.digest.clone()
     }
 
-    fn declared_digest(&self) -> Option<&str> {
-        (self.check == DigestCheck::Destination).then_some(self.descriptor.digest.as_str())
+    fn checked_by_destination(&self) -> bool {
+        self.check == DigestCheck::Destination
     }
 
     async fn produce(

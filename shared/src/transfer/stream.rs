@@ -4,9 +4,9 @@
 //! or a later one, the registry is asked how far it got; the producer starts again at the
 //! nearest such point at or before it (re-reading at most one chunk just to hash it) and only
 //! the bytes the registry lacks are sent. The digest is always over every byte; the registry
-//! checks it again on commit. A blob whose digest is declared (a copy between registries) and
-//! whose destinations all check it is not hashed here: it goes on from exactly the byte the
-//! registry holds, re-reading nothing.
+//! checks it again on commit. A blob whose digest is known in advance (a copy between
+//! registries) and whose destinations all check it is not hashed here: it goes on from exactly
+//! the byte the registry holds, re-reading nothing.
 
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ pub async fn stream_blob_to_all<P: Producer>(
     progress: &Progress,
 ) -> Result<Vec<Sent>, TransferError> {
     let (size, id) = (producer.size(), producer.id());
-    let hashing = producer.declared_digest().is_none() || dests.iter().any(|d| !d.checks_digests());
+    let hashing = !producer.checked_by_destination() || dests.iter().any(|d| !d.checks_digests());
     let mut lanes = Vec::with_capacity(dests.len());
     for dest in dests {
         let log = BlobLog::new(uploads, dest.upload_key(&id), size, hashing);
