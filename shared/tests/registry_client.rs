@@ -22,7 +22,7 @@ async fn blobs_go_up_in_chunks_and_come_back() {
     let mut session = c.start_upload().await.unwrap();
     for part in [data.slice(..1000), data.slice(1000..)] {
         let len = part.len() as u64;
-        c.upload_chunk(&mut session, reqwest::Body::from(part), len)
+        c.upload_chunk(&mut session, reqwest::Body::from(part), len, true)
             .await
             .unwrap();
     }
@@ -70,7 +70,7 @@ async fn a_wrong_digest_is_refused_by_the_registry() {
     let registry = Registry::start();
     let c = client(&registry, "org/blobs");
     let mut session = c.start_upload().await.unwrap();
-    c.upload_chunk(&mut session, reqwest::Body::from("abc"), 3)
+    c.upload_chunk(&mut session, reqwest::Body::from("abc"), 3, true)
         .await
         .unwrap();
     let err = c

@@ -3,7 +3,7 @@
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::{
-    stream_blob_to_all, Destination, Producer, Sent, TransferError, UploadLog,
+    stream_blob_to_all, Destination, Producer, Sent, TransferError, UploadLog, UploadMethod,
 };
 
 use crate::chunks_of_tar::produce_tar;
@@ -49,7 +49,7 @@ pub async fn push_layer(
     dests: &[&Destination],
     layer: LayerSource<'_>,
     known: Option<&str>,
-    chunk_size: u64,
+    method: UploadMethod,
     uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Vec<Sent>, TransferError> {
@@ -75,8 +75,7 @@ pub async fn push_layer(
         .collect();
     if !lacking.is_empty() {
         let producer = TarProducer { layout, key, hub };
-        let mut pushed =
-            stream_blob_to_all(&lacking, &producer, chunk_size, uploads, progress).await?;
+        let mut pushed = stream_blob_to_all(&lacking, &producer, method, uploads, progress).await?;
         if let Some(known) = known.filter(|k| pushed.first().is_some_and(|p| p.digest != *k)) {
             tracing::warn!(
                 "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",

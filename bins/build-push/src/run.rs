@@ -15,7 +15,7 @@ use modelcar_shared::oci::{
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::ConnectOptions;
 use modelcar_shared::transfer::{
-    DestError, DestSpec, Destination, Sent as Pushed, TransferError, UploadLog,
+    DestError, DestSpec, Destination, Sent as Pushed, TransferError, UploadLog, UploadMethod,
 };
 use modelcar_shared::Workspace;
 
@@ -53,7 +53,7 @@ pub struct Options {
     pub platform: Platform,
     pub prefix: String,
     pub layer_threshold: u64,
-    pub chunk_size: u64,
+    pub upload_method: UploadMethod,
     pub jobs: usize,
     pub user: String,
     pub labels: BTreeMap<String, String>,

@@ -85,7 +85,7 @@ async fn send_base_layer(
             &source.client,
             descriptor,
             DigestCheck::Destination,
-            opts.chunk_size,
+            opts.upload_method,
             &opts.uploads,
             progress,
         )
@@ -120,7 +120,7 @@ async fn send_model_layer(
         dests,
         source,
         known,
-        opts.chunk_size,
+        opts.upload_method,
         &opts.uploads,
         progress,
     )

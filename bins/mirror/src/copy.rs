@@ -9,7 +9,9 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
-use modelcar_shared::transfer::{copy_blob, Destination, DigestCheck, Sent, UploadLog};
+use modelcar_shared::transfer::{
+    copy_blob, Destination, DigestCheck, Sent, UploadLog, UploadMethod,
+};
 
 use crate::error::MirrorError;
 use crate::report::DestReport;
@@ -18,7 +20,7 @@ use crate::source::SourceImage;
 pub struct CopySettings<'a> {
     pub jobs: usize,
     pub check: DigestCheck,
-    pub chunk_size: u64,
+    pub upload_method: UploadMethod,
     pub connect: &'a ConnectOptions,
     pub uploads: &'a UploadLog,
     pub progress_every: Duration,
@@ -51,7 +53,7 @@ pub async fn copy_to(
         .map(|blob| {
             let (target, progress, image) = (&target, &progress, &image);
             async move {
-                let (chunk, uploads) = (settings.chunk_size, settings.uploads);
+                let (chunk, uploads) = (settings.upload_method, settings.uploads);
                 let sent = copy_blob(
                     target,
                     &source.client,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use modelcar_shared::metadata::MirrorRecord;
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, Reference};
-use modelcar_shared::transfer::{DigestCheck, UploadLog};
+use modelcar_shared::transfer::{DigestCheck, UploadLog, UploadMethod};
 use modelcar_shared::Workspace;
 
 pub use error::MirrorError;
@@ -24,7 +24,7 @@ pub struct Options {
     pub jobs: usize,
     /// Who checks each blob against its digest.
     pub check: DigestCheck,
-    pub chunk_size: u64,
+    pub upload_method: UploadMethod,
     pub src_connect: ConnectOptions,
     pub dest_connect: ConnectOptions,
     /// Where each destination is recorded in `mirrors`.
@@ -40,7 +40,7 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
     let settings = copy::CopySettings {
         jobs: opts.jobs,
         check: opts.check,
-        chunk_size: opts.chunk_size,
+        upload_method: opts.upload_method,
         connect: &opts.dest_connect,
         uploads: &opts.uploads,
         progress_every: opts.progress_every,

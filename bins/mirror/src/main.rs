@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Parser;
 
+use modelcar_shared::cli::parse_size;
 use modelcar_shared::cli::{CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
-use modelcar_shared::transfer::{DigestCheck, UploadLog};
+use modelcar_shared::transfer::{DigestCheck, UploadLog, UploadMethod};
 use modelcar_shared::Workspace;
 
 /// Copy an image from one registry to one or more others, streaming and digest-preserving.
@@ -39,15 +40,18 @@ struct Args {
     #[arg(long, env = "MODELCAR_JOBS")]
     jobs: Option<NonZeroUsize>,
 
-    /// Bytes per upload request (PATCH). Each accepted chunk is a point an interrupted upload
-    /// resumes from (the upload and its offset are kept in <ws>/.modelcar/uploads.json, or
-    /// ~/.cache/modelcar/uploads.json), so a smaller chunk loses less to an interruption and
-    /// costs one more request per chunk. 0 sends each blob in one streamed request, for a
-    /// registry that mishandles chunks; Amazon ECR and distribution on S3 storage refuse
-    /// chunks under 5 MiB (S3's multipart minimum), and distribution before 3.0 drops an upload
-    /// whose chunk was cut off mid-request (the blob then starts again from byte 0).
-    #[arg(long, env = "MODELCAR_CHUNK_SIZE", default_value_t = 64 << 20)]
-    chunk_size: u64,
+    /// Send each blob in PATCH requests of this many bytes instead of one streamed request
+    /// (the default, and 0). One request per blob is what docker, containerd and skopeo send,
+    /// so every registry takes it; chunks meet registry limits: GHCR refuses a chunk over
+    /// 4 MiB, Amazon ECR one under 5 MiB, Google Artifact Registry takes none, and an
+    /// Artifactory HA node may not know the session a chunk on another node opened. Neither
+    /// method loses an interrupted blob: the upload and the sha256 state every 64 MiB are kept
+    /// in <ws>/.modelcar/uploads.json (or ~/.cache/modelcar/uploads.json), and a rerun asks the
+    /// registry how many bytes it holds and sends only the rest (distribution before 3.0 drops
+    /// an upload cut off mid-request: the blob then starts again from byte 0, and the log says
+    /// so). A registry that refuses a chunk is sent whole blobs for the rest of the run.
+    #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, value_name = "SIZE")]
+    chunk_size: Option<u64>,
 
     /// Also hash every blob here as it streams. Without this flag the destination registry
     /// alone checks each blob against its digest: it hashes what it receives and refuses a
@@ -179,11 +183,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
             true => DigestCheck::Local,
             false => DigestCheck::Destination,
         },
-        chunk_size: if args.chunk_size == 0 {
-            u64::MAX
-        } else {
-            args.chunk_size
-        },
+        upload_method: UploadMethod::from_chunk_size(args.chunk_size),
         src_connect: side(
             &args.src_creds,
             &args.src_token_file,

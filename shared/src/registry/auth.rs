@@ -189,6 +189,23 @@ impl Auth {
                 },
             });
         }
+        // Quay answers failed logins with 429 and a Retry-After that grows with each one
+        // (`endpoints/decorated.py`, `handle_too_many_login_attempts`): retrying only locks the
+        // account for longer, so this is final.
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            if let Some(found) = &found {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse().ok());
+                return Err(RegistryError::LockedOut {
+                    registry: self.registry.clone(),
+                    credential_source: found.source.clone(),
+                    retry_after,
+                });
+            }
+        }
         let body = response.bytes().await.map_err(unreachable)?;
         if !status.is_success() {
             return Err(RegistryError::status(

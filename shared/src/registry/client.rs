@@ -2,12 +2,13 @@
 //! need, with authentication, retries of transient failures, and errors that name the registry.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
@@ -47,16 +48,6 @@ impl Default for ConnectOptions {
     }
 }
 
-/// An open upload: where to send the next bytes, and how many the registry has.
-#[derive(Debug, Clone)]
-pub struct UploadSession {
-    pub location: Url,
-    pub offset: u64,
-    /// The smallest chunk (but the last) the registry takes, from `OCI-Chunk-Min-Length`
-    /// (distribution spec 1.1); 0 when it did not say.
-    pub min_chunk: u64,
-}
-
 /// A manifest as the registry stored it: its exact bytes are what the digest is over.
 #[derive(Debug, Clone)]
 pub struct RawManifest {
@@ -71,13 +62,17 @@ pub struct RegistryClient {
 }
 
 #[derive(Debug)]
-struct Inner {
-    http: reqwest::Client,
+pub(super) struct Inner {
+    pub(super) http: reqwest::Client,
     reference: Reference,
     /// `http(s)://host/v2/<repository>/`
-    repo_url: Url,
-    auth: Auth,
+    pub(super) repo_url: Url,
+    pub(super) auth: Auth,
     retries: u32,
+    /// Set once the registry refused a request carrying a `Content-Range` at the very offset
+    /// it said it held (GHCR caps such requests at 4 MiB, ECR's offsets go stale): from then on
+    /// this run sends each blob in one request from byte 0, which every registry takes.
+    refuses_ranges: AtomicBool,
 }
 
 impl RegistryClient {
@@ -132,6 +127,7 @@ impl RegistryClient {
                 repo_url,
                 auth,
                 retries: opts.retries,
+                refuses_ranges: AtomicBool::new(false),
             }),
         })
     }
@@ -145,11 +141,30 @@ impl RegistryClient {
         &self.inner.reference
     }
 
-    fn registry(&self) -> &str {
+    pub(super) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Whether the registry was seen refusing a ranged request at an offset it agreed on.
+    pub fn refuses_ranges(&self) -> bool {
+        self.inner.refuses_ranges.load(Ordering::Relaxed)
+    }
+
+    pub fn note_refuses_ranges(&self) {
+        if !self.inner.refuses_ranges.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                registry = %self.registry(),
+                "the registry refuses upload requests that go on from an offset: this run sends \
+                 every blob in one request from byte 0"
+            );
+        }
+    }
+
+    pub(super) fn registry(&self) -> &str {
         &self.inner.reference.registry
     }
 
-    fn url(&self, path: &str) -> Url {
+    pub(super) fn url(&self, path: &str) -> Url {
         self.inner
             .repo_url
             .join(path)
@@ -164,183 +179,6 @@ impl RegistryClient {
         match resp.status() {
             StatusCode::OK => Ok(Some(content_length(resp.headers()).unwrap_or(0))),
             StatusCode::NOT_FOUND => Ok(None),
-            status => Err(self.unexpected(&action, status, resp).await),
-        }
-    }
-
-    /// Asks the registry to link a blob from another repository. `Ok(None)`: mounted, nothing
-    /// to upload. `Ok(Some(session))`: the registry could not mount it and opened an upload.
-    pub async fn mount_blob(
-        &self,
-        digest: &str,
-        from_repository: &str,
-    ) -> Result<Option<UploadSession>, RegistryError> {
-        let mut url = self.url("blobs/uploads/");
-        url.query_pairs_mut()
-            .append_pair("mount", digest)
-            .append_pair("from", from_repository);
-        let action = format!("mount blob {digest} from {from_repository}");
-        let resp = self
-            .send(&action, |http| {
-                http.post(url.clone()).header(CONTENT_LENGTH, 0)
-            })
-            .await?;
-        match resp.status() {
-            StatusCode::CREATED => Ok(None),
-            StatusCode::ACCEPTED => Ok(Some(self.session_from(&action, &resp, 0)?)),
-            status => Err(self.unexpected(&action, status, resp).await),
-        }
-    }
-
-    /// Opens an upload session.
-    pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
-        let url = self.url("blobs/uploads/");
-        let action = "start blob upload";
-        let resp = self
-            .send(action, |http| {
-                http.post(url.clone()).header(CONTENT_LENGTH, 0)
-            })
-            .await?;
-        match resp.status() {
-            StatusCode::ACCEPTED => self.session_from(action, &resp, 0),
-            status => Err(self.unexpected(action, status, resp).await),
-        }
-    }
-
-    /// Sends the next `len` bytes of the blob as one PATCH with a streamed body. Not retried
-    /// here: the body is consumed by the attempt, so the caller decides how to go on.
-    pub async fn upload_chunk(
-        &self,
-        session: &mut UploadSession,
-        body: reqwest::Body,
-        len: u64,
-    ) -> Result<(), RegistryError> {
-        let end = session.offset + len - 1;
-        let action = format!("upload bytes {}-{end}", session.offset);
-        let mut request = self
-            .inner
-            .http
-            .patch(session.location.clone())
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .header(CONTENT_LENGTH, len)
-            .header("Content-Range", format!("{}-{end}", session.offset))
-            .body(body);
-        let auth = self.inner.auth.header(&self.inner.http).await?;
-        if let Some(value) = &auth.value {
-            request = request.header(AUTHORIZATION, value);
-        }
-        let resp = request
-            .send()
-            .await
-            .map_err(|source| self.unreachable(&action, source))?;
-        match resp.status() {
-            StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
-                let min_chunk = session.min_chunk;
-                *session = self.session_from(&action, &resp, end + 1)?;
-                session.min_chunk = session.min_chunk.max(min_chunk);
-                Ok(())
-            }
-            StatusCode::UNAUTHORIZED => {
-                let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
-                self.inner
-                    .auth
-                    .challenged(challenge.as_deref(), &auth)
-                    .await;
-                Err(RegistryError::TokenRejectedMidUpload {
-                    registry: self.registry().into(),
-                    action,
-                })
-            }
-            status => Err(self.unexpected(&action, status, resp).await),
-        }
-    }
-
-    /// How many bytes of the upload the registry holds (`GET` on the upload URL, its `Range`
-    /// header), with the session's location brought up to date. `None`: the registry no
-    /// longer knows the session (it expired, or the registry lost it).
-    pub async fn upload_offset(
-        &self,
-        session: &mut UploadSession,
-    ) -> Result<Option<u64>, RegistryError> {
-        let url = session.location.clone();
-        let action = "ask how far the upload got";
-        let resp = self.send(action, |http| http.get(url.clone())).await?;
-        match resp.status() {
-            StatusCode::NO_CONTENT | StatusCode::OK => {
-                // `Range: 0-<last byte>`; an upload holding nothing says `0-0` or nothing.
-                let end = header_str(resp.headers(), "Range").and_then(|r| {
-                    r.split_once('-')
-                        .and_then(|(_, end)| end.trim().parse::<u64>().ok())
-                });
-                let offset = match end {
-                    Some(end) if end > 0 => end + 1,
-                    _ => 0,
-                };
-                let min_chunk = session.min_chunk;
-                *session = self
-                    .session_from(action, &resp, offset)
-                    .unwrap_or(UploadSession {
-                        location: session.location.clone(),
-                        offset,
-                        min_chunk,
-                    });
-                session.min_chunk = session.min_chunk.max(min_chunk);
-                Ok(Some(offset))
-            }
-            // 404 is the spec's answer for an unknown session; some registries refuse a stale
-            // one's state parameter with 400, or its range with 416: all mean "start again".
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::RANGE_NOT_SATISFIABLE => {
-                Ok(None)
-            }
-            status => Err(self.unexpected(action, status, resp).await),
-        }
-    }
-
-    /// Closes the upload: the registry checks the digest over all bytes received.
-    pub async fn finish_upload(
-        &self,
-        session: &UploadSession,
-        digest: &str,
-    ) -> Result<(), RegistryError> {
-        let mut url = session.location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
-        let action = format!("finish upload of {digest}");
-        let resp = self
-            .send(&action, |http| {
-                http.put(url.clone()).header(CONTENT_LENGTH, 0)
-            })
-            .await?;
-        match resp.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
-            status => match self.unexpected(&action, status, resp).await {
-                // The registry hashed what it received and it is not `digest` (the spec's error
-                // code; a registry that only answers 400 is reported with its own words).
-                RegistryError::Status {
-                    status: 400, body, ..
-                } if body.contains("DIGEST_INVALID") => Err(RegistryError::DigestRefused {
-                    registry: self.registry().into(),
-                    digest: digest.into(),
-                }),
-                other => Err(other),
-            },
-        }
-    }
-
-    /// Uploads a small blob held in memory (configs) in one POST + PUT.
-    pub async fn upload_bytes(&self, bytes: Bytes, digest: &str) -> Result<(), RegistryError> {
-        let session = self.start_upload().await?;
-        let mut url = session.location.clone();
-        url.query_pairs_mut().append_pair("digest", digest);
-        let action = format!("upload blob {digest}");
-        let resp = self
-            .send(&action, |http| {
-                http.put(url.clone())
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(bytes.clone())
-            })
-            .await?;
-        match resp.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
             status => Err(self.unexpected(&action, status, resp).await),
         }
     }
@@ -441,12 +279,24 @@ impl RegistryClient {
     /// Sends a replayable request: answers a 401 challenge once, retries transient failures
     /// (connection errors, 5xx, 429) with exponential backoff. When the retries run out the
     /// error says so, and is final: callers must not retry it again.
-    async fn send(
+    pub(super) async fn send(
         &self,
         action: &str,
         make: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
-        let attempts = self.inner.retries + 1;
+        self.send_with_retries(action, self.inner.retries, make)
+            .await
+    }
+
+    /// [`Self::send`] with its own number of retries: a caller that has a better way on
+    /// than repeating the request (a failed commit) asks for fewer.
+    pub(super) async fn send_with_retries(
+        &self,
+        action: &str,
+        retries: u32,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let attempts = retries + 1;
         // A 401 is answered at most twice: once for the challenge, once for a token that
         // another request renewed meanwhile.
         let mut reauthentications = 0;
@@ -499,39 +349,7 @@ impl RegistryClient {
         }
     }
 
-    fn session_from(
-        &self,
-        action: &str,
-        resp: &Response,
-        offset: u64,
-    ) -> Result<UploadSession, RegistryError> {
-        let location =
-            header_str(resp.headers(), LOCATION).ok_or_else(|| RegistryError::Protocol {
-                registry: self.registry().into(),
-                action: action.into(),
-                detail: "no Location header for the upload".into(),
-            })?;
-        // Location may be relative to the registry.
-        let location =
-            self.inner
-                .repo_url
-                .join(&location)
-                .map_err(|e| RegistryError::Protocol {
-                    registry: self.registry().into(),
-                    action: action.into(),
-                    detail: format!("bad upload Location {location:?}: {e}"),
-                })?;
-        let min_chunk = header_str(resp.headers(), "OCI-Chunk-Min-Length")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        Ok(UploadSession {
-            location,
-            offset,
-            min_chunk,
-        })
-    }
-
-    fn unreachable(&self, action: &str, source: reqwest::Error) -> RegistryError {
+    pub(super) fn unreachable(&self, action: &str, source: reqwest::Error) -> RegistryError {
         RegistryError::Unreachable {
             registry: self.registry().into(),
             action: action.into(),
@@ -539,7 +357,7 @@ impl RegistryClient {
         }
     }
 
-    fn rejected(&self, action: &str) -> RegistryError {
+    pub(super) fn rejected(&self, action: &str) -> RegistryError {
         match self.inner.auth.credential_source() {
             Some(credential_source) => RegistryError::Unauthorized {
                 registry: self.registry().into(),
@@ -552,7 +370,12 @@ impl RegistryClient {
         }
     }
 
-    async fn unexpected(&self, action: &str, status: StatusCode, resp: Response) -> RegistryError {
+    pub(super) async fn unexpected(
+        &self,
+        action: &str,
+        status: StatusCode,
+        resp: Response,
+    ) -> RegistryError {
         let body = resp.bytes().await.unwrap_or_default();
         RegistryError::status(self.registry(), action, status, &body)
     }
@@ -575,7 +398,10 @@ fn is_transient_status(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
-fn header_str(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+pub(super) fn header_str(
+    headers: &HeaderMap,
+    name: impl reqwest::header::AsHeaderName,
+) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -44,6 +44,38 @@ pub enum RegistryError {
          (DIGEST_INVALID)"
     )]
     DigestRefused { registry: String, digest: String },
+    /// 416: the registry will not take bytes from where they were sent (it holds another
+    /// count, another client moved the upload on, or it refuses such a request at all).
+    #[error(
+        "registry {registry} refused {action} (416 Range Not Satisfiable{}): {body}",
+        held.map(|n| format!(", saying it holds {n} bytes")).unwrap_or_default()
+    )]
+    RangeRefused {
+        registry: String,
+        action: String,
+        /// What its `Range` header claims it holds, if it sent one.
+        held: Option<u64>,
+        body: String,
+    },
+    /// The registry does not know the upload (any more): it expired, a failed commit dropped
+    /// it, or the request reached a node that never saw it.
+    #[error("registry {registry} no longer knows the upload ({action}): {body}")]
+    UploadUnknown {
+        registry: String,
+        action: String,
+        body: String,
+    },
+    #[error(
+        "registry {registry} refused to log in with the credentials from {credential_source}: \
+         429 Too Many Requests{}; too many failed logins lock the account (Quay locks it for \
+         longer after each one), so check the credentials and try again after that, not sooner",
+        retry_after.map(|s| format!(", retry after {s} s")).unwrap_or_default()
+    )]
+    LockedOut {
+        registry: String,
+        credential_source: String,
+        retry_after: Option<u64>,
+    },
     #[error("registry {registry} sent an invalid answer to {action}: {detail}")]
     Protocol {
         registry: String,
@@ -84,6 +116,24 @@ impl RegistryError {
         match self {
             Self::Unreachable { .. } | Self::TokenRejectedMidUpload { .. } => true,
             Self::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
+    /// The failure itself, under the "gave up after N attempts" wrapper.
+    pub fn innermost(&self) -> &Self {
+        match self {
+            Self::RetriesExhausted { last, .. } => last.innermost(),
+            other => other,
+        }
+    }
+
+    /// Whether the registry's JSON error body carries `code` (`{"errors":[{"code":...}]}`).
+    pub fn has_code(&self, code: &str) -> bool {
+        match self.innermost() {
+            Self::Status { body, .. }
+            | Self::RangeRefused { body, .. }
+            | Self::UploadUnknown { body, .. } => body.contains(&format!("\"{code}\"")),
             _ => false,
         }
     }

@@ -5,9 +5,12 @@ mod auth;
 pub mod client;
 pub mod credentials;
 mod error;
+pub mod range;
 pub mod reference;
+mod upload;
 
-pub use client::{ConnectOptions, RawManifest, RegistryClient, UploadSession, DEFAULT_RETRIES};
+pub use client::{ConnectOptions, RawManifest, RegistryClient, DEFAULT_RETRIES};
 pub use credentials::{Basic, CredentialSource};
 pub use error::RegistryError;
 pub use reference::{Reference, ReferenceError};
+pub use upload::UploadSession;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoint;
+use super::resume_points::{ResumePoints, MARK_EVERY};
 
 /// Largest piece handed to a request body at once.
 pub const PIECE: usize = 1 << 20;
@@ -43,6 +44,9 @@ struct Output {
     /// Every byte written to this output so far, sent or not.
     hashed: Checkpoint,
     total: u64,
+    /// Told of the hash state every [`MARK_EVERY`] bytes.
+    points: Option<ResumePoints>,
+    next_mark: u64,
 }
 
 /// The consumer went away (its upload failed): stop producing; its error is the one to report.
@@ -54,6 +58,8 @@ pub struct Abandoned;
 pub struct StreamStart {
     pub from: Checkpoint,
     pub send_from: u64,
+    /// Where to mark the points an upload can go on from, if anywhere.
+    pub points: Option<ResumePoints>,
 }
 
 impl ChunkWriter {
@@ -71,8 +77,15 @@ impl ChunkWriter {
         from: Checkpoint,
         send_from: u64,
     ) -> (Self, mpsc::Receiver<Chunk>) {
-        let (writer, mut receivers) =
-            Self::fan_out(total, chunk_size, vec![StreamStart { from, send_from }]);
+        let (writer, mut receivers) = Self::fan_out(
+            total,
+            chunk_size,
+            vec![StreamStart {
+                from,
+                send_from,
+                points: None,
+            }],
+        );
         (writer, receivers.remove(0))
     }
 
@@ -95,8 +108,10 @@ impl ChunkWriter {
                     left_in_chunk: 0,
                     chunk_size: chunk_size.max(1),
                     offset: start.send_from.max(start.from.offset()),
+                    next_mark: next_mark_after(start.from.offset()),
                     hashed: start.from,
                     total,
+                    points: start.points,
                 }
             })
             .collect();
@@ -156,6 +171,7 @@ impl Output {
         let only_hashed = held.min(bytes.len() as u64) as usize;
         if only_hashed > 0 {
             self.hashed.update(&bytes.split_to(only_hashed));
+            self.mark_if_due();
         }
         let sent = bytes.len() as u64;
         while !bytes.is_empty() {
@@ -165,12 +181,26 @@ impl Output {
             let take = (bytes.len() as u64).min(self.left_in_chunk) as usize;
             let piece = bytes.split_to(take);
             self.hashed.update(&piece);
+            self.mark_if_due();
             self.left_in_chunk -= take as u64;
             self.offset += take as u64;
             let sender = self.current.as_ref().ok_or(Abandoned)?;
             sender.send(Ok(piece)).await.map_err(|_| Abandoned)?;
+            if let Some(points) = &self.points {
+                points.sent(take as u64);
+            }
         }
         Ok(sent)
+    }
+
+    fn mark_if_due(&mut self) {
+        if self.hashed.offset() < self.next_mark {
+            return;
+        }
+        self.next_mark = next_mark_after(self.hashed.offset());
+        if let Some(points) = &self.points {
+            points.mark(&self.hashed);
+        }
     }
 
     async fn open_chunk(&mut self) -> Result<(), Abandoned> {
@@ -190,6 +220,10 @@ impl Output {
         self.left_in_chunk = len;
         Ok(())
     }
+}
+
+fn next_mark_after(offset: u64) -> u64 {
+    (offset / MARK_EVERY + 1) * MARK_EVERY
 }
 
 /// A chunk's pieces as a request body stream.
@@ -285,10 +319,12 @@ mod tests {
             StreamStart {
                 from: Checkpoint::start(),
                 send_from: 0,
+                points: None,
             },
             StreamStart {
                 from: at4,
                 send_from: 6,
+                points: None,
             },
         ];
         let (mut writer, receivers) = ChunkWriter::fan_out(10, 100, starts);

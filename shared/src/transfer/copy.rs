@@ -8,6 +8,7 @@ use std::future::Future;
 use super::chunks::ChunkWriter;
 use super::destination::{DestError, Destination};
 use super::download::{produce_download, SourceError};
+use super::method::UploadMethod;
 use super::stream::stream_blob;
 use super::uploads::UploadLog;
 use crate::oci::Descriptor;
@@ -104,7 +105,7 @@ pub async fn copy_blob(
     source: &RegistryClient,
     descriptor: &Descriptor,
     check: DigestCheck,
-    chunk_size: u64,
+    method: UploadMethod,
     uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Sent, TransferError> {
@@ -137,7 +138,7 @@ pub async fn copy_blob(
         descriptor,
         check,
     };
-    let streamed = stream_blob(dest, &producer, chunk_size, uploads, progress).await;
+    let streamed = stream_blob(dest, &producer, method, uploads, progress).await;
     streamed.map_err(|e| match e {
         TransferError::Dest(DestError::Registry(RegistryError::DigestRefused {
             registry, ..

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use crate::oci::Descriptor;
 use crate::registry::{ConnectOptions, Reference, RegistryClient, RegistryError, UploadSession};
 
-use super::checkpoint::Checkpoint;
 use super::chunks::{body_of, Chunk};
+use super::method::UploadMethod;
 pub use super::oci_layout::OciLayout;
 use super::uploads::UploadKey;
 
@@ -86,6 +86,8 @@ pub enum Destination {
 pub enum Pending {
     Upload(UploadSession),
     File(tempfile::NamedTempFile),
+    /// A file blob moved into place: nothing is pending any more.
+    Committed,
 }
 
 impl Pending {
@@ -93,7 +95,15 @@ impl Pending {
     pub fn min_chunk(&self) -> u64 {
         match self {
             Self::Upload(session) => session.min_chunk,
-            Self::File(_) => 0,
+            Self::File(_) | Self::Committed => 0,
+        }
+    }
+
+    /// The first byte the next request sends (where a failed request started).
+    pub fn offset(&self) -> u64 {
+        match self {
+            Self::Upload(session) => session.offset,
+            Self::File(_) | Self::Committed => 0,
         }
     }
 
@@ -101,7 +111,7 @@ impl Pending {
     pub fn location(&self) -> Option<&str> {
         match self {
             Self::Upload(session) => Some(session.location.as_str()),
-            Self::File(_) => None,
+            Self::File(_) | Self::Committed => None,
         }
     }
 }
@@ -166,27 +176,45 @@ impl Destination {
         }
     }
 
-    /// Receives a blob's chunks into `pending` until the producer is done. `confirmed` hears
-    /// of each offset the destination is known to hold (with the hash up to it, and the
-    /// upload's location then): an upload can go on from any of them.
+    /// Receives a blob's chunks into `pending` until the producer is done. `chunked`: every
+    /// request says its range (else only one going on from an offset does). `moved` hears of
+    /// each new URL the registry gives the upload.
     pub async fn receive(
         &self,
         pending: &mut Pending,
         mut chunks: mpsc::Receiver<Chunk>,
-        confirmed: &mut (dyn FnMut(&Checkpoint, &str) + Send),
+        chunked: bool,
+        moved: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DestError> {
         match (self, pending) {
             (Self::Registry(client), Pending::Upload(session)) => {
                 while let Some(chunk) = chunks.recv().await {
-                    // The chunks before this one were all accepted: the upload holds its start.
-                    confirmed(&chunk.start, session.location.as_str());
-                    let len = chunk.len;
-                    client.upload_chunk(session, body_of(chunk), len).await?;
+                    let (len, ranged) = (chunk.len, chunked || chunk.offset > 0);
+                    client
+                        .upload_chunk(session, body_of(chunk), len, ranged)
+                        .await?;
+                    moved(session.location.as_str());
                 }
                 Ok(())
             }
             (Self::Layout(layout), Pending::File(file)) => layout.write_chunks(file, chunks).await,
             _ => unreachable!("a pending blob is received where it was started"),
+        }
+    }
+
+    /// The upload method for this destination: `requested`, unless the registry was seen
+    /// refusing ranged requests, which one request per blob avoids.
+    pub fn method(&self, requested: UploadMethod) -> UploadMethod {
+        match self {
+            Self::Registry(client) if client.refuses_ranges() => UploadMethod::Streamed,
+            _ => requested,
+        }
+    }
+
+    /// Remembers that the registry refuses ranged requests, for the rest of the run.
+    pub fn note_refuses_ranges(&self) {
+        if let Self::Registry(client) = self {
+            client.note_refuses_ranges();
         }
     }
 
@@ -202,14 +230,20 @@ impl Destination {
         }
     }
 
-    /// Makes a received blob available under `digest` (which the caller computed).
-    pub async fn commit(&self, pending: Pending, digest: &str) -> Result<(), DestError> {
+    /// Makes a received blob available under `digest` (which the caller computed). A failed
+    /// registry commit leaves `pending` as it was, to ask the registry about it.
+    pub async fn commit(&self, pending: &mut Pending, digest: &str) -> Result<(), DestError> {
         match (self, pending) {
             (Self::Registry(client), Pending::Upload(session)) => {
-                Ok(client.finish_upload(&session, digest).await?)
+                Ok(client.finish_upload(session, digest).await?)
             }
-            (Self::Layout(layout), Pending::File(file)) => layout.commit(file, digest),
-            _ => unreachable!("a pending blob is committed where it was received"),
+            (Self::Layout(layout), pending @ Pending::File(_)) => {
+                let Pending::File(file) = std::mem::replace(pending, Pending::Committed) else {
+                    unreachable!("matched as a file")
+                };
+                layout.commit(file, digest)
+            }
+            _ => unreachable!("a pending blob is committed where it was received, once"),
         }
     }
 

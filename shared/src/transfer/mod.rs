@@ -8,12 +8,16 @@ pub mod chunks;
 mod copy;
 pub mod destination;
 mod download;
+mod lane;
+mod method;
 mod oci_layout;
+pub mod resume_points;
 mod stream;
 pub mod uploads;
 
 pub use copy::{copy_blob, DigestCheck, Producer, RemoteBlob, Sent, TransferError};
 pub use destination::{DestError, DestSpec, Destination, OciLayout};
 pub use download::{produce_download, SourceError};
+pub use method::UploadMethod;
 pub use stream::{stream_blob, stream_blob_to_all};
 pub use uploads::UploadLog;

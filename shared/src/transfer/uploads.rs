@@ -33,12 +33,33 @@ pub struct UploadRecord {
     /// before it (empty for a blob that is not hashed here: see `DigestCheck`).
     pub offset: u64,
     pub sha256_state: String,
+    /// Older points, newest first: the registry may hold fewer bytes than the newest point
+    /// (what was in flight when the run was killed), and the hash must start at or before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<SavedPoint>,
+}
+
+/// A hash state at a byte offset, as the file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPoint {
+    pub offset: u64,
+    pub sha256_state: String,
 }
 
 impl UploadRecord {
     /// The hash state the record holds, when it is sound.
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         Checkpoint::decode(self.offset, &self.sha256_state)
+    }
+
+    /// Every sound point the record holds, newest first.
+    pub fn checkpoints(&self) -> Vec<Checkpoint> {
+        let newest = std::iter::once((self.offset, &self.sha256_state));
+        let earlier = self.earlier.iter().map(|p| (p.offset, &p.sha256_state));
+        newest
+            .chain(earlier)
+            .filter_map(|(offset, state)| Checkpoint::decode(offset, state))
+            .collect()
     }
 }
 
@@ -132,6 +153,7 @@ mod tests {
             location: "http://r/v2/ns/m/blobs/uploads/1".into(),
             offset: 5,
             sha256_state: at.encode_state(),
+            earlier: Vec::new(),
         };
         log.save(record.clone());
         log.save(UploadRecord {

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::ConnectOptions;
-use modelcar_shared::transfer::{DestSpec, UploadLog};
+use modelcar_shared::transfer::{DestSpec, UploadLog, UploadMethod};
 
 pub const MIB: u64 = 1 << 20;
-/// The upload chunk size the tests push with.
+/// What a resumed transfer may send again beyond what the destination lacks.
 pub const CHUNK: u64 = 64 * MIB;
 
 /// build-push (as a library) of `model` to `dest` for `platform`: no base, layers of 1 MiB
-/// files and more on their own, 64 MiB chunks, no cache and no upload log.
+/// files and more on their own, the default upload method, no cache and no upload log.
 pub fn build_options(model: &Path, dest: &str, platform: &str) -> build_push::Options {
     build_push::Options {
         source: build_push::ModelSource::Dir(model.to_path_buf()),
@@ -22,7 +22,7 @@ pub fn build_options(model: &Path, dest: &str, platform: &str) -> build_push::Op
         platform: Platform::parse(platform).unwrap(),
         prefix: "/models".into(),
         layer_threshold: MIB,
-        chunk_size: CHUNK,
+        upload_method: UploadMethod::Streamed,
         jobs: 2,
         user: "1001".into(),
         labels: Default::default(),

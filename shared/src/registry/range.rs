@@ -1,0 +1,56 @@
+//! The `Range` header registries put on upload answers, in every form they send it.
+//!
+//! The distribution spec says `Range: 0-<last byte index>`, and `0-0` for an upload holding
+//! nothing. Registries differ: distribution writes `0-N`; Quay (`endpoints/v2/blob.py`,
+//! `_render_range`) writes `bytes=0-N` on POST and GET, `0-N` on PATCH and on a 416, and its
+//! GET and 416 put the byte *count* where the spec puts the last index (one more than the
+//! truth), while a new upload says `bytes=0--1`. ECR's `Range` can lag behind what it stored
+//! (aws/containers-roadmap #2831). So a `Range` is only a claim: the offset the registry
+//! takes in the next request is the truth (see `transfer::stream`'s negotiation).
+
+/// The number of bytes an upload holds by the spec's reading of `value` (`0-N` holds N+1
+/// bytes; `0-0`, `0--1` and an empty range hold none). `None`: not a range at all.
+pub fn held_bytes(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let value = value
+        .strip_prefix("bytes=")
+        .or_else(|| value.strip_prefix("bytes "))
+        .unwrap_or(value)
+        .trim();
+    let (start, end) = value.split_once('-')?;
+    if start.trim().parse::<u64>().ok()? != 0 {
+        return None;
+    }
+    // `0--1`: Quay's empty upload; anything negative holds nothing.
+    let end = end.trim();
+    if end.starts_with('-') {
+        return end[1..].parse::<u64>().ok().map(|_| 0);
+    }
+    // A length after a slash (`0-99/100`) is ignored: the range says what is held.
+    let end = end.split('/').next()?.trim().parse::<u64>().ok()?;
+    Some(if end == 0 { 0 } else { end + 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::held_bytes;
+
+    #[test]
+    fn every_form_registries_send() {
+        assert_eq!(held_bytes("0-99"), Some(100)); // distribution, the spec
+        assert_eq!(held_bytes("bytes=0-99"), Some(100)); // Quay's GET (count-style: see module)
+        assert_eq!(held_bytes("bytes 0-99"), Some(100));
+        assert_eq!(held_bytes(" 0-99 "), Some(100));
+        assert_eq!(held_bytes("0-99/100"), Some(100));
+        assert_eq!(held_bytes("0-0"), Some(0)); // an empty upload, as distribution says it
+        assert_eq!(held_bytes("bytes=0--1"), Some(0)); // Quay's new upload
+        assert_eq!(held_bytes("bytes=0-0"), Some(0));
+    }
+
+    #[test]
+    fn anything_else_is_no_range() {
+        for bad in ["", "-", "5-99", "0-x", "bytes=", "x-1", "0-1-2"] {
+            assert_eq!(held_bytes(bad), None, "{bad:?}");
+        }
+    }
+}

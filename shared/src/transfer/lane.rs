@@ -1,0 +1,378 @@
+//! One destination's upload of one blob, and how it goes on after a failure.
+//!
+//! Whatever went wrong, the registry is asked how many bytes it holds, and its answer decides:
+//! go on from there, or send the blob again from byte 0 in an upload of our own (said once in
+//! the log). A disagreement about the offset is never retried as if the network were down:
+//! - 416 at an offset the registry then confirms: its `Range` counts one past the last byte
+//!   (Quay's GET and 416 do, `endpoints/v2/blob.py`), so one byte earlier is tried once; if
+//!   that is refused too, the registry refuses ranged requests (GHCR over 4 MiB, a stale ECR
+//!   offset) and the run stops using them;
+//! - an offset that keeps moving while we send nothing: bytes of a killed request still
+//!   arriving (behind a proxy) settle within a second or two; if they do not, another client
+//!   is writing to the upload (a retried pod beside the old one), so we take our own;
+//! - an upload the registry no longer knows (a failed commit dropped it, it expired, another
+//!   node has it): unless the blob is there already, a new upload.
+
+use std::time::Duration;
+
+use super::checkpoint::Checkpoint;
+use super::chunks::{Chunk, StreamStart};
+use super::destination::{DestError, Destination, Pending};
+use super::method::UploadMethod;
+use super::resume_points::ResumePoints;
+use crate::registry::RegistryError;
+
+/// New uploads of one blob at one destination after the first, before giving up.
+const FRESH_STARTS: u32 = 3;
+/// Offset negotiations (a refused range, an unknown session) per blob and destination.
+const NEGOTIATIONS: u32 = 8;
+/// Asks while the held count moves, a second apart: longer than bytes of a dead client take
+/// to drain through a proxy, shorter than a live upload takes.
+const SETTLE_ASKS: u32 = 5;
+const SETTLE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Where an attempt starts: the upload, the hash state to produce from, and the first byte
+/// the destination lacks.
+pub struct StartPoint {
+    pub pending: Pending,
+    pub from: Checkpoint,
+    pub send_from: u64,
+}
+
+/// Why an attempt at this destination stopped.
+pub enum Failure {
+    /// Its own request failed.
+    Send(DestError),
+    /// Everything was sent, and the commit failed.
+    Commit(DestError),
+    /// Another destination or the source failed and the stream stopped.
+    Stopped,
+}
+
+/// What the registry answered when asked how far the upload got.
+enum Held {
+    Bytes(u64),
+    /// It does not know the upload.
+    Unknown,
+    /// The count kept moving though we sent nothing: someone else is writing to it.
+    Moving,
+}
+
+pub struct Lane<'a> {
+    pub dest: &'a Destination,
+    pub points: ResumePoints,
+    pub start: StartPoint,
+    method: UploadMethod,
+    fresh_starts: u32,
+    negotiations: u32,
+    /// Whether one byte before a refused offset was tried (a count-style `Range`).
+    tried_one_before: bool,
+    /// Whether this upload went on from the middle at some point (a refused digest may then
+    /// be the registry's fault in counting, and earns one fresh upload).
+    resumed: bool,
+}
+
+impl<'a> Lane<'a> {
+    /// The first attempt: an upload an earlier run left, if the registry still has it and it
+    /// holds something, else a new one.
+    pub async fn open(
+        dest: &'a Destination,
+        points: ResumePoints,
+        method: UploadMethod,
+    ) -> Result<Self, DestError> {
+        let method = dest.method(method);
+        let reopened = points
+            .earlier_upload()
+            .and_then(|location| Some((dest.reopen(&location)?, location)));
+        let Some((mut pending, location)) = reopened else {
+            let start = fresh_start(dest, &points).await?;
+            return Ok(Self::new(dest, points, start, method));
+        };
+        let size = points.size();
+        let held = match settle(dest, &mut pending).await? {
+            // Nothing to go on from: a new upload cannot collide with bytes still arriving.
+            Held::Bytes(held) if held > 0 && held <= size => held,
+            Held::Moving => {
+                tracing::warn!(
+                    "another client is still writing to the upload an earlier run left \
+                     ({location}): sending this blob in an upload of its own"
+                );
+                return Self::restart(dest, points, method).await;
+            }
+            Held::Bytes(0) => return Self::restart(dest, points, method).await,
+            _ => {
+                tracing::warn!(
+                    "the registry no longer has the upload an earlier run left ({location}): \
+                     sending this blob from byte 0"
+                );
+                return Self::restart(dest, points, method).await;
+            }
+        };
+        let from = points.resume_from(held);
+        tracing::info!(
+            "an earlier run left this upload with {held} of {size} bytes at the registry: \
+             going on from there ({})",
+            reading_from(&from)
+        );
+        points.moved(pending.location().unwrap_or(&location));
+        let start = StartPoint {
+            pending,
+            from,
+            send_from: held,
+        };
+        let mut lane = Self::new(dest, points, start, method);
+        lane.resumed = true;
+        Ok(lane)
+    }
+
+    async fn restart(
+        dest: &'a Destination,
+        points: ResumePoints,
+        method: UploadMethod,
+    ) -> Result<Self, DestError> {
+        let start = fresh_start(dest, &points).await?;
+        Ok(Self::new(dest, points, start, method))
+    }
+
+    fn new(
+        dest: &'a Destination,
+        points: ResumePoints,
+        start: StartPoint,
+        method: UploadMethod,
+    ) -> Self {
+        Self {
+            dest,
+            points,
+            start,
+            method,
+            fresh_starts: 0,
+            negotiations: 0,
+            tried_one_before: false,
+            resumed: false,
+        }
+    }
+
+    /// The smallest request the destination takes (chunked uploads only).
+    pub fn chunk_size(&self) -> u64 {
+        match self.method {
+            UploadMethod::Streamed => u64::MAX,
+            UploadMethod::Chunked(n) => n.max(self.start.pending.min_chunk()),
+        }
+    }
+
+    pub fn stream_start(&self) -> StreamStart {
+        StreamStart {
+            from: self.start.from.clone(),
+            send_from: self.start.send_from,
+            points: Some(self.points.clone()),
+        }
+    }
+
+    /// Sends what the producer writes for this destination.
+    pub async fn receive(
+        &mut self,
+        chunks: tokio::sync::mpsc::Receiver<Chunk>,
+    ) -> Result<(), DestError> {
+        let points = self.points.clone();
+        let mut moved = |location: &str| points.moved(location);
+        let chunked = self.method.is_chunked();
+        self.dest
+            .receive(&mut self.start.pending, chunks, chunked, &mut moved)
+            .await
+    }
+
+    /// After `failure`, sets where the next attempt starts. `Ok(true)`: the blob turned out to
+    /// be at the destination already (another run committed it), nothing more to send.
+    /// `Err`: the failure is final, or the ways on are used up.
+    pub async fn recover(
+        &mut self,
+        failure: Failure,
+        digest: Option<&str>,
+    ) -> Result<bool, DestError> {
+        let error = match failure {
+            Failure::Stopped => return self.go_on(None).await.map(|()| false),
+            Failure::Send(e) | Failure::Commit(e) => e,
+        };
+        if let Some(digest) = digest {
+            if !matches!(error_of(&error), Some(RegistryError::DigestRefused { .. }))
+                && self.dest.has_blob(digest).await?
+            {
+                tracing::info!(
+                    "blob {digest} is at the destination already: another run committed it"
+                );
+                return Ok(true);
+            }
+        }
+        match error_of(&error) {
+            Some(RegistryError::RangeRefused { .. }) => self.after_refused_range(error).await?,
+            Some(RegistryError::UploadUnknown { .. }) => {
+                if !self.negotiate() {
+                    return Err(error);
+                }
+                self.go_on(Some("the registry no longer knows this upload"))
+                    .await?;
+            }
+            Some(RegistryError::DigestRefused { .. }) if self.resumed => {
+                self.fresh(
+                    error,
+                    "the registry's copy of the resumed upload does not hash to the digest",
+                )
+                .await?;
+            }
+            _ if error.is_retryable() => self.go_on(None).await?,
+            _ => return Err(error),
+        }
+        Ok(false)
+    }
+
+    /// A 416: find the byte the registry takes, or stop sending it ranges.
+    async fn after_refused_range(&mut self, error: DestError) -> Result<(), DestError> {
+        if !self.negotiate() {
+            return Err(error);
+        }
+        let sent_from = self.start.pending.offset();
+        match settle(self.dest, &mut self.start.pending).await? {
+            Held::Bytes(held) if held != sent_from && held <= self.points.size() => {
+                self.resume_at(held);
+                Ok(())
+            }
+            Held::Bytes(held) if !self.tried_one_before && held > 0 => {
+                tracing::info!(
+                    "the registry refused byte {held}, which it says it holds: going on from \
+                     byte {} (a Range that counts bytes rather than naming the last)",
+                    held - 1
+                );
+                self.tried_one_before = true;
+                self.resume_at(held - 1);
+                Ok(())
+            }
+            Held::Moving => {
+                self.fresh(
+                    error,
+                    "another client is still writing to this upload (another run of this step?)",
+                )
+                .await
+            }
+            Held::Unknown => {
+                self.fresh(error, "the registry no longer knows this upload")
+                    .await
+            }
+            Held::Bytes(_) => {
+                self.dest.note_refuses_ranges();
+                self.method = UploadMethod::Streamed;
+                self.fresh(error, "the registry refuses to go on from an offset")
+                    .await
+            }
+        }
+    }
+
+    /// Asks the registry how far the upload got and goes on from there, or from byte 0 in a
+    /// new upload if it lost the upload (`lost` says how, for the log).
+    async fn go_on(&mut self, lost: Option<&str>) -> Result<(), DestError> {
+        let size = self.points.size();
+        match self.dest.resume_offset(&mut self.start.pending).await? {
+            // Going on from byte 0 of an old upload could meet bytes of a killed request still
+            // arriving: a new upload cannot.
+            Some(held) if held > 0 && held <= size => {
+                self.resume_at(held);
+                Ok(())
+            }
+            Some(0) => {
+                self.start = fresh_start(self.dest, &self.points).await?;
+                Ok(())
+            }
+            held => {
+                if self.start.pending.location().is_some() {
+                    let why = match held {
+                        Some(_) => "the registry holds more bytes than the blob has",
+                        None => lost.unwrap_or("the destination no longer has this upload"),
+                    };
+                    tracing::warn!("{why}: sending the blob again from byte 0 in a new upload");
+                }
+                self.start = self.fresh_start_counted().await?;
+                Ok(())
+            }
+        }
+    }
+
+    fn resume_at(&mut self, held: u64) {
+        let from = self.points.resume_from(held);
+        tracing::info!(
+            "the destination holds {held} of {} bytes: going on from there ({})",
+            self.points.size(),
+            reading_from(&from)
+        );
+        if let Some(location) = self.start.pending.location() {
+            self.points.moved(location);
+        }
+        self.resumed |= held > 0;
+        self.start.from = from;
+        self.start.send_from = held;
+    }
+
+    async fn fresh(&mut self, error: DestError, why: &str) -> Result<(), DestError> {
+        if self.fresh_starts >= FRESH_STARTS {
+            return Err(error);
+        }
+        tracing::warn!("{why}: sending the blob again from byte 0 in a new upload");
+        self.start = self.fresh_start_counted().await?;
+        Ok(())
+    }
+
+    async fn fresh_start_counted(&mut self) -> Result<StartPoint, DestError> {
+        self.fresh_starts += 1;
+        self.tried_one_before = false;
+        self.resumed = false;
+        fresh_start(self.dest, &self.points).await
+    }
+
+    /// Counts one more negotiation; false once they are used up.
+    fn negotiate(&mut self) -> bool {
+        self.negotiations += 1;
+        self.negotiations <= NEGOTIATIONS
+    }
+}
+
+/// A new upload from byte 0.
+async fn fresh_start(dest: &Destination, points: &ResumePoints) -> Result<StartPoint, DestError> {
+    let pending = dest.start().await?;
+    if let Some(location) = pending.location() {
+        points.moved(location);
+    }
+    Ok(StartPoint {
+        pending,
+        from: points.resume_from(0),
+        send_from: 0,
+    })
+}
+
+/// Asks how far the upload got until two answers a second apart agree.
+async fn settle(dest: &Destination, pending: &mut Pending) -> Result<Held, DestError> {
+    let Some(mut held) = dest.resume_offset(pending).await? else {
+        return Ok(Held::Unknown);
+    };
+    for _ in 0..SETTLE_ASKS {
+        tokio::time::sleep(SETTLE_PAUSE).await;
+        match dest.resume_offset(pending).await? {
+            None => return Ok(Held::Unknown),
+            Some(now) if now == held => return Ok(Held::Bytes(held)),
+            Some(now) => held = now,
+        }
+    }
+    Ok(Held::Moving)
+}
+
+fn error_of(error: &DestError) -> Option<&RegistryError> {
+    match error {
+        DestError::Registry(e) => Some(e.innermost()),
+        _ => None,
+    }
+}
+
+/// Where the producer reads from, for the log.
+fn reading_from(from: &Checkpoint) -> String {
+    match from.is_hashed() {
+        true => format!("hashing from byte {}", from.offset()),
+        false => format!("reading from byte {}", from.offset()),
+    }
+}
