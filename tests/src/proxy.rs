@@ -14,6 +14,11 @@ pub struct CountingProxy {
     counters: Arc<Counters>,
 }
 
+/// How long a lingering proxy takes to deliver what it had buffered from a client that died.
+const LINGER: Duration = Duration::from_millis(1500);
+/// What it buffers from a client: 16 MiB, in reads of up to 64 KiB.
+const LINGER_PIECES: usize = 256;
+
 #[derive(Default)]
 struct Counters {
     up: AtomicU64,
@@ -48,6 +53,18 @@ impl CountingProxy {
     /// The same, with client-to-upstream bytes held to about `bytes_per_sec` over all
     /// connections together.
     pub fn start_throttled(upstream: &str, bytes_per_sec: Option<u64>) -> Self {
+        Self::start_with(upstream, bytes_per_sec, false)
+    }
+
+    /// A proxy that buffers up to 16 MiB from each client and, when a client dies, goes on
+    /// delivering what it buffered for about 1.5 s before it closes the registry's side, as
+    /// a load balancer in front of a registry may: a rerun started at once meets an upload
+    /// that is still growing.
+    pub fn start_lingering(upstream: &str) -> Self {
+        Self::start_with(upstream, None, true)
+    }
+
+    fn start_with(upstream: &str, bytes_per_sec: Option<u64>, linger: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let counters = Arc::new(Counters::default());
@@ -59,7 +76,7 @@ impl CountingProxy {
                 }
                 let Ok(client) = client else { continue };
                 let (upstream, shared) = (upstream.clone(), shared.clone());
-                thread::spawn(move || serve(client, &upstream, shared, bytes_per_sec));
+                thread::spawn(move || serve(client, &upstream, shared, bytes_per_sec, linger));
             }
         });
         Self { port, counters }
@@ -122,7 +139,13 @@ impl Drop for CountingProxy {
 
 /// One connection: a thread each way. A registry that is down closes the client's connection
 /// at once, as a refused connection would fail it.
-fn serve(client: TcpStream, upstream: &str, counters: Arc<Counters>, rate: Option<u64>) {
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    counters: Arc<Counters>,
+    rate: Option<u64>,
+    linger: bool,
+) {
     let Ok(server) = TcpStream::connect(upstream) else {
         return;
     };
@@ -133,8 +156,48 @@ fn serve(client: TcpStream, upstream: &str, counters: Arc<Counters>, rate: Optio
         let counters = counters.clone();
         thread::spawn(move || pump(server_read, client, &counters, false, None))
     };
-    pump(client_read, server, &counters, true, rate);
+    match linger {
+        true => pump_lingering(client_read, server, &counters),
+        false => pump(client_read, server, &counters, true, rate),
+    }
     let _ = down.join();
+}
+
+/// Client to registry through a buffer; once the client is gone, what is left in the buffer
+/// still goes to the registry, spread over [`LINGER`].
+fn pump_lingering(mut from: TcpStream, to: TcpStream, counters: &Counters) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LINGER_PIECES);
+    let gone = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let gone = gone.clone();
+        let Ok(mut to_w) = to.try_clone() else { return };
+        thread::spawn(move || {
+            for piece in rx {
+                if gone.load(Ordering::SeqCst) {
+                    thread::sleep(LINGER / LINGER_PIECES as u32);
+                }
+                if to_w.write_all(&piece).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if tx.send(buf[..n].to_vec()).is_err() {
+            break;
+        }
+        counters.up.fetch_add(n as u64, Ordering::SeqCst);
+    }
+    gone.store(true, Ordering::SeqCst);
+    drop(tx);
+    let _ = writer.join();
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, counters: &Counters, up: bool, rate: Option<u64>) {

@@ -15,8 +15,8 @@ use super::range::held_bytes;
 
 /// Retries of a commit's PUT before the transfer layer looks at what the registry holds: a
 /// registry that failed a commit may have dropped the upload (Quay deletes it on any error in
-/// `complete_when_uploaded`, distribution cancels it), so repeating the PUT rarely helps.
-const COMMIT_RETRIES: u32 = 1;
+/// `complete_when_uploaded`, distribution cancels it), so repeating the PUT does not help.
+const COMMIT_RETRIES: u32 = 0;
 
 /// An open upload: where to send the next bytes, and how many the registry has.
 #[derive(Debug, Clone)]
@@ -166,7 +166,12 @@ impl RegistryClient {
             .send_with_retries(&action, COMMIT_RETRIES, |http| {
                 http.put(url.clone()).header(CONTENT_LENGTH, 0)
             })
-            .await?;
+            .await
+            // Not "gave up": the caller goes on, and a later attempt may succeed.
+            .map_err(|e| match e {
+                RegistryError::RetriesExhausted { last, .. } => *last,
+                other => other,
+            })?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT => Ok(()),
             status => match self.upload_failure(&action, status, resp).await {

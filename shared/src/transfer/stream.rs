@@ -89,8 +89,12 @@ pub async fn stream_blob_to_all<P: Producer>(
                         }
                         if e.is_retryable() && !is_negotiable(e) {
                             waits = waits.max(pause_after(e, transient));
+                            let what = match &failure {
+                                Failure::Commit(e) => uncommitted(e),
+                                _ => e.to_string(),
+                            };
                             tracing::warn!(
-                                "{e}; trying again in {:?} (attempt {} of {TRANSIENT_ATTEMPTS})",
+                                "{what}; trying again in {:?} (attempt {} of {TRANSIENT_ATTEMPTS})",
                                 pause_after(e, transient),
                                 transient + 1
                             );
@@ -192,6 +196,21 @@ async fn commit(lane: &mut Lane<'_>, digest: &str) -> Option<Failure> {
             None
         }
         Err(e) => Some(Failure::Commit(e)),
+    }
+}
+
+/// A commit that got no good answer: the registry was reached (every byte went there), so
+/// this is never "cannot reach"; what it holds is asked next.
+fn uncommitted(error: &DestError) -> String {
+    match error {
+        DestError::Registry(e) => match e.innermost() {
+            RegistryError::Unreachable { registry, .. } => format!(
+                "registry {registry} closed the connection without answering the commit: asking \
+                 it what it holds"
+            ),
+            other => format!("the commit failed ({other}): asking the registry what it holds"),
+        },
+        other => other.to_string(),
     }
 }
 

@@ -1,18 +1,23 @@
-//! A registry that serves the push side of the OCI distribution spec (v1.1, "Pushing blobs"
-//! and "Pushing manifests") the way the spec and CNCF distribution 3.x define resuming:
-//! a PATCH cut off mid-body keeps the bytes that arrived, and `GET` on the upload URL reports
-//! them (`Range: 0-<last>`) with a Location to go on from.
+//! A registry for tests, serving the push side of the OCI distribution spec the way a chosen
+//! real registry does ([`Personality`]): distribution 3.x by default, or Quay, GHCR, Google
+//! Artifact Registry, ECR or Artifactory HA, each with its upload quirks copied from its
+//! source or issue tracker (see `personality`). The real distribution that installs here is
+//! Debian's 2.8.2 ([`crate::Registry`]), which drops an upload cut off mid-request; 3.x keeps
+//! it. Storage is on disk and upload records outlive a restart, as with a real registry.
 //!
-//! Why not only the real one: the distribution registry that installs here (Debian's 2.8.2)
-//! cancels an upload whose file holds more bytes than its last `_state` says, which is what a
-//! PATCH cut off mid-body leaves; distribution fixed that in 3.0 (distribution PR #3755), and
-//! 3.x cannot be installed here. Storage is on disk, so a restart keeps upload sessions.
+//! It can also fail commits on demand, the way Quay did under load: the upload is deleted and
+//! the connection closed without an answer ([`SpecRegistry::fail_next_commits`]).
+
+mod personality;
+mod uploads;
+
+pub use personality::Personality;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -20,6 +25,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::http_server::Request;
+use uploads::{Table, Uploads};
 
 pub struct SpecRegistry {
     port: u16,
@@ -28,13 +34,36 @@ pub struct SpecRegistry {
     settings: Arc<Settings>,
 }
 
-/// What a registry announces, and what it saw.
+/// What a registry announces, what it saw, and what it keeps across restarts.
 #[derive(Default)]
 struct Settings {
+    personality: Option<Personality>,
+    port: AtomicU64,
     /// Sent as `OCI-Chunk-Min-Length` when a session opens.
     min_chunk: Option<u64>,
     /// The body length of every PATCH, in arrival order.
     patches: Mutex<Vec<u64>>,
+    /// Commits still to fail.
+    commit_failures: AtomicU32,
+    uploads: Table,
+}
+
+impl Settings {
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port.load(Ordering::SeqCst))
+    }
+
+    fn take_commit_failure(&self) -> bool {
+        self.commit_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// What the server does with a request: answer it, or drop the connection unanswered.
+enum Answer {
+    Reply(String),
+    Close,
 }
 
 struct Running {
@@ -44,13 +73,35 @@ struct Running {
 }
 
 impl SpecRegistry {
+    /// One that behaves as distribution 3.x.
     pub fn start() -> Self {
-        Self::start_with(Settings::default())
+        Self::start_as(Personality::Distribution3)
+    }
+
+    /// One with the upload rules of `personality`.
+    pub fn start_as(personality: Personality) -> Self {
+        Self::start_with(Settings {
+            personality: Some(personality),
+            ..Settings::default()
+        })
+    }
+
+    /// The next `n` commits (PUT `?digest=`) delete their upload and close the connection
+    /// without an answer, as Quay did on a database error with two layers in parallel.
+    pub fn fail_next_commits(&self, n: u32) {
+        self.settings.commit_failures.store(n, Ordering::SeqCst);
+    }
+
+    pub fn personality(&self) -> Personality {
+        self.settings
+            .personality
+            .unwrap_or(Personality::Distribution3)
     }
 
     /// One that asks for chunks of at least `bytes` (`OCI-Chunk-Min-Length`).
     pub fn start_with_min_chunk(bytes: u64) -> Self {
         Self::start_with(Settings {
+            personality: Some(Personality::Distribution3),
             min_chunk: Some(bytes),
             ..Settings::default()
         })
@@ -62,13 +113,14 @@ impl SpecRegistry {
     }
 
     fn start_with(settings: Settings) -> Self {
-        let settings = Arc::new(settings);
         let dir = tempfile::Builder::new()
             .prefix("modelcar-spec-registry-")
             .tempdir()
             .expect("cannot make the spec registry's storage dir");
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot bind the spec registry");
         let port = listener.local_addr().expect("address").port();
+        settings.port.store(port.into(), Ordering::SeqCst);
+        let settings = Arc::new(settings);
         let running = serve(listener, dir.path().to_path_buf(), settings.clone());
         Self {
             port,
@@ -112,6 +164,7 @@ fn serve(listener: TcpListener, root: PathBuf, settings: Arc<Settings>) -> Runni
     let stop = Arc::new(AtomicBool::new(false));
     let connections = Arc::new(Mutex::new(Vec::new()));
     let uuids = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
     let accept = {
         let (stop, connections) = (stop.clone(), connections.clone());
         thread::spawn(move || {
@@ -126,6 +179,7 @@ fn serve(listener: TcpListener, root: PathBuf, settings: Arc<Settings>) -> Runni
                 let store = Store {
                     root: root.clone(),
                     uuids: uuids.clone(),
+                    requests: requests.clone(),
                     settings: settings.clone(),
                 };
                 thread::spawn(move || {
@@ -163,7 +217,10 @@ fn connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let mut body = (&mut reader).take(length);
-        let reply = store.handle(&request, &mut body);
+        let Answer::Reply(reply) = store.handle(&request, &mut body) else {
+            let _ = writer.shutdown(Shutdown::Both);
+            return Ok(());
+        };
         // Whatever the handler left unread is drained, so the next request starts clean.
         std::io::copy(&mut body, &mut std::io::sink())?;
         writer.write_all(reply.as_bytes())?;
@@ -173,129 +230,70 @@ fn connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
 struct Store {
     root: PathBuf,
     uuids: Arc<AtomicU64>,
+    /// Requests so far: an HA pair's load balancer sends each to the next node.
+    requests: Arc<AtomicU64>,
     settings: Arc<Settings>,
 }
 
 impl Store {
-    fn handle(&self, request: &Request, body: &mut dyn Read) -> String {
+    fn handle(&self, request: &Request, body: &mut dyn Read) -> Answer {
         let path = request.path.as_str();
         let method = request.method.as_str();
+        let node = self.requests.fetch_add(1, Ordering::SeqCst) % 2;
         if path == "/v2/" {
-            return reply(200, &[], "");
+            return Answer::Reply(reply(200, &[], ""));
         }
         let Some(rest) = path.strip_prefix("/v2/") else {
-            return reply(404, &[], "");
+            return Answer::Reply(reply(404, &[], ""));
         };
         if let Some((name, uuid)) = rest.split_once("/blobs/uploads/") {
+            let uploads = Uploads {
+                root: self.root.clone(),
+                table: &self.settings.uploads,
+                settings: &self.settings,
+                personality: self
+                    .settings
+                    .personality
+                    .unwrap_or(Personality::Distribution3),
+                node,
+            };
             return match (method, uuid) {
-                ("POST", "") => self.start_upload(name),
-                ("PATCH", _) => self.patch(name, uuid, request, body),
-                ("GET", _) => self.status(name, uuid),
-                ("PUT", _) => self.finish(name, uuid, request, body),
-                _ => reply(405, &[], ""),
+                ("POST", "") => {
+                    let uuid = format!(
+                        "{}-{}",
+                        std::process::id(),
+                        self.uuids.fetch_add(1, Ordering::SeqCst)
+                    );
+                    Answer::Reply(uploads.start(name, &uuid))
+                }
+                ("PATCH", _) => uploads.patch(name, uuid, request, body),
+                ("GET", _) => Answer::Reply(uploads.status(name, uuid)),
+                ("PUT", _) => uploads.finish(uuid, request, body),
+                ("DELETE", _) => {
+                    uploads.forget(uuid);
+                    Answer::Reply(reply(204, &[], ""))
+                }
+                _ => Answer::Reply(reply(405, &[], "")),
             };
         }
-        if let Some((_, digest)) = rest.split_once("/blobs/") {
-            return match fs::metadata(self.blob(digest)) {
+        Answer::Reply(if let Some((_, digest)) = rest.split_once("/blobs/") {
+            match fs::metadata(self.blob(digest)) {
                 Ok(m) if method == "HEAD" => reply_head(200, m.len(), digest),
                 _ => reply(404, &[], ""),
-            };
-        }
-        if let Some((name, reference)) = rest.split_once("/manifests/") {
-            return match method {
+            }
+        } else if let Some((name, reference)) = rest.split_once("/manifests/") {
+            match method {
                 "PUT" => self.put_manifest(name, reference, request, body),
                 "GET" | "HEAD" => self.get_manifest(name, reference, method),
                 _ => reply(405, &[], ""),
-            };
-        }
-        reply(404, &[], "")
-    }
-
-    fn upload(&self, uuid: &str) -> PathBuf {
-        self.root.join("uploads").join(uuid)
+            }
+        } else {
+            reply(404, &[], "")
+        })
     }
 
     fn blob(&self, digest: &str) -> PathBuf {
         self.root.join("blobs").join(digest.replace(':', "-"))
-    }
-
-    fn start_upload(&self, name: &str) -> String {
-        let uuid = format!(
-            "{}-{}",
-            std::process::id(),
-            self.uuids.fetch_add(1, Ordering::SeqCst)
-        );
-        let path = self.upload(&uuid);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, b"").unwrap();
-        let reply = upload_reply(202, name, &uuid, 0);
-        match self.settings.min_chunk {
-            // The header goes in before the blank line that ends the head.
-            Some(min) => reply.replacen(
-                "\r\n\r\n",
-                &format!("\r\nOCI-Chunk-Min-Length: {min}\r\n\r\n"),
-                1,
-            ),
-            None => reply,
-        }
-    }
-
-    /// Appends the body as it arrives: a body cut short leaves what came, as in distribution.
-    fn patch(&self, name: &str, uuid: &str, request: &Request, body: &mut dyn Read) -> String {
-        let path = self.upload(uuid);
-        let Ok(held) = fs::metadata(&path).map(|m| m.len()) else {
-            return reply(404, &[], r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}"#);
-        };
-        let start = request
-            .header("content-range")
-            .and_then(|r| r.split_once('-'))
-            .and_then(|(s, _)| s.parse::<u64>().ok());
-        if start.is_some_and(|s| s != held) {
-            return upload_reply(416, name, uuid, held);
-        }
-        let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut received = 0;
-        loop {
-            match body.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    file.write_all(&buf[..n]).unwrap();
-                    received += n as u64;
-                }
-            }
-        }
-        self.settings.patches.lock().unwrap().push(received);
-        let held = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        upload_reply(202, name, uuid, held)
-    }
-
-    fn status(&self, name: &str, uuid: &str) -> String {
-        match fs::metadata(self.upload(uuid)) {
-            Ok(m) => upload_reply(204, name, uuid, m.len()),
-            Err(_) => reply(404, &[], r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}"#),
-        }
-    }
-
-    fn finish(&self, name: &str, uuid: &str, request: &Request, body: &mut dyn Read) -> String {
-        let path = self.upload(uuid);
-        let Ok(mut file) = fs::OpenOptions::new().append(true).open(&path) else {
-            return reply(404, &[], r#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN"}]}"#);
-        };
-        std::io::copy(body, &mut file).unwrap();
-        let digest = request.param("digest").unwrap_or_default().to_string();
-        if sha256_of(&path) != digest {
-            let _ = fs::remove_file(&path);
-            return reply(400, &[], r#"{"errors":[{"code":"DIGEST_INVALID"}]}"#);
-        }
-        fs::create_dir_all(self.root.join("blobs")).unwrap();
-        fs::rename(&path, self.blob(&digest)).unwrap();
-        let location = format!("/v2/{name}/blobs/{digest}");
-        reply(
-            201,
-            &[("Location", &location), ("Docker-Content-Digest", &digest)],
-            "",
-        )
     }
 
     fn put_manifest(
@@ -322,7 +320,10 @@ impl Store {
         let location = format!("/v2/{name}/manifests/{digest}");
         reply(
             201,
-            &[("Location", &location), ("Docker-Content-Digest", &digest)],
+            &[
+                ("Location".into(), location),
+                ("Docker-Content-Digest".into(), digest),
+            ],
             "",
         )
     }
@@ -338,8 +339,8 @@ impl Store {
         };
         let digest = digest_of(bytes.as_bytes());
         let headers = [
-            ("Content-Type", media_type.as_str()),
-            ("Docker-Content-Digest", digest.as_str()),
+            ("Content-Type".to_string(), media_type),
+            ("Docker-Content-Digest".to_string(), digest.clone()),
         ];
         match method {
             "HEAD" => reply_head(200, bytes.len() as u64, &digest),
@@ -348,8 +349,9 @@ impl Store {
     }
 }
 
-fn sha256_of(path: &Path) -> String {
-    let mut file = fs::File::open(path).unwrap();
+/// The digest of the first `len` bytes of the file at `path`.
+fn sha256_prefix(path: &Path, len: u64) -> String {
+    let mut file = fs::File::open(path).unwrap().take(len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -365,26 +367,11 @@ fn digest_of(bytes: &[u8]) -> String {
     hex_digest(&Sha256::digest(bytes))
 }
 
-fn hex_digest(hash: &[u8]) -> String {
+pub(super) fn hex_digest(hash: &[u8]) -> String {
     format!("sha256:{}", crate::hex(hash))
 }
 
-/// An upload's state as the spec reports it: where to go on, and the bytes held.
-fn upload_reply(status: u16, name: &str, uuid: &str, held: u64) -> String {
-    let location = format!("/v2/{name}/blobs/uploads/{uuid}");
-    let range = format!("0-{}", held.saturating_sub(1));
-    reply(
-        status,
-        &[
-            ("Location", &location),
-            ("Range", &range),
-            ("Docker-Upload-UUID", uuid),
-        ],
-        "",
-    )
-}
-
-fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> String {
+fn reply(status: u16, headers: &[(String, String)], body: &str) -> String {
     let mut text = format!(
         "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
         crate::http_server::reason(status),

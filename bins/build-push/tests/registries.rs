@@ -1,0 +1,306 @@
+//! build-push against the registries users push to (issue #19), each a testkit
+//! [`Personality`] copied from that registry's source or issue tracker, and Debian's real
+//! distribution 2.8: with default flags a push gives the digest it gives anywhere; killed at
+//! 60% of a 1 GiB blob, a rerun 0.3 s or 3 s later finishes with the same digest, sending only
+//! the rest where the registry keeps what arrived; two runs at once both finish; a commit the
+//! registry fails and forgets is sent again in a new upload.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use common::{big_model, command, push_json, LAYER, MIB};
+use modelcar_testkit::model::random_bytes;
+use modelcar_testkit::spec_registry::Personality;
+use modelcar_testkit::{CountingProxy, HubRepo, HubServer, Registry, SpecRegistry};
+use serde_json::Value;
+
+/// Requests, headers, the config and the manifest: what a run sends besides layer bytes.
+const OVERHEAD: u64 = MIB;
+/// What a rerun of a single-request upload may send beyond the missing bytes.
+const SLACK: u64 = 8 * MIB;
+
+fn args<'a>(model: &'a str, image: &'a str, ws: &'a str) -> Vec<&'a str> {
+    vec![
+        model,
+        image,
+        "--base",
+        "scratch",
+        "--layer-threshold",
+        "1MiB",
+        "--workspace",
+        ws,
+        "--output",
+        "json",
+    ]
+}
+
+fn spawn(home: &Path, args: &[&str]) -> Child {
+    command(home, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start build-push")
+}
+
+fn digest_of(out: &Output) -> String {
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "build-push failed:\n{log}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    report["digest"].as_str().unwrap().to_string()
+}
+
+/// With default flags every personality takes a directory push and an `hf://` push, and
+/// gives the digest the real distribution registry gives.
+#[test]
+fn every_registry_takes_a_push_with_default_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    // Over GHCR's 4 MiB per-request cap and ECR's 5 MiB part minimum, in two layers.
+    std::fs::write(model.join("a.safetensors"), random_bytes(24 * MIB, 1)).unwrap();
+    std::fs::write(model.join("b.safetensors"), random_bytes(7 * MIB, 2)).unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let repo = HubRepo::new("org/m")
+        .file("config.json", b"{}".to_vec())
+        .file("model.safetensors", random_bytes(12 * MIB, 3));
+    let hub = HubServer::start(vec![repo]);
+    let endpoint = hub.endpoint();
+    let push = |image: &str, source: &str| {
+        push_json(
+            tmp.path(),
+            &[
+                source,
+                image,
+                "--base",
+                "scratch",
+                "--hf-endpoint",
+                &endpoint,
+            ],
+        )["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let plain = Registry::start();
+    let model = model.to_str().unwrap();
+    let dir_digest = push(&format!("{}/org/m:v1", plain.host()), model);
+    let hf_digest = push(&format!("{}/org/hf:v1", plain.host()), "hf://org/m");
+    for personality in Personality::ALL {
+        let registry = SpecRegistry::start_as(personality);
+        let dir = push(&format!("{}/org/m:v1", registry.host()), model);
+        let hf = push(&format!("{}/org/hf:v1", registry.host()), "hf://org/m");
+        eprintln!("{personality:?}: directory {dir}, hf:// {hf}");
+        assert_eq!(dir, dir_digest, "{personality:?}");
+        assert_eq!(hf, hf_digest, "{personality:?}");
+    }
+}
+
+/// What one interrupted push and its rerun did.
+struct Rerun {
+    sent: u64,
+    log: String,
+}
+
+/// Pushes the 1 GiB model through a counting proxy to `registry`, SIGKILLs build-push once
+/// 60% went out, waits `delay`, and runs it again to the end.
+fn kill_at_60_percent_and_rerun(registry: &str, delay: Duration, lingering: bool) -> Rerun {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, expected) = big_model();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let proxy = match lingering {
+        true => CountingProxy::start_lingering(registry),
+        false => CountingProxy::start(registry),
+    };
+    let image = format!("{}/org/big:v1", proxy.host());
+    let args = args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
+    let mut child = spawn(tmp.path(), &args);
+    proxy.wait_for_bytes_up(LAYER * 6 / 10, &mut child);
+    child.kill().unwrap(); // SIGKILL: no chance to clean up or to save anything more
+    child.wait().unwrap();
+    std::thread::sleep(delay);
+    proxy.reset();
+    let out = command(tmp.path(), &args).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(digest_of(&out), expected, "{log}");
+    Rerun {
+        sent: proxy.bytes_up(),
+        log,
+    }
+}
+
+/// The rerun sent only the rest where the registry kept the cut bytes, else the blob once
+/// more and said so once.
+fn check_rerun(rerun: &Rerun, kept: bool, what: &str) {
+    let restarts = rerun.log.matches("from byte 0").count();
+    eprintln!(
+        "{what}: the rerun sent {} MiB of a {} MiB layer; {restarts} restart(s) logged",
+        rerun.sent / MIB,
+        LAYER / MIB
+    );
+    if kept {
+        assert!(
+            rerun.sent <= LAYER - LAYER * 6 / 10 + SLACK + OVERHEAD,
+            "{what}: the rerun sent {} MiB:\n{}",
+            rerun.sent / MIB,
+            rerun.log
+        );
+        assert_eq!(restarts, 0, "{what}:\n{}", rerun.log);
+    } else {
+        assert!(rerun.sent <= LAYER + OVERHEAD, "{what}: {}", rerun.log);
+        assert_eq!(restarts, 1, "{what}: said once:\n{}", rerun.log);
+    }
+}
+
+fn kill_and_rerun_twice(personality: Personality) {
+    for delay in [Duration::from_millis(300), Duration::from_secs(3)] {
+        let registry = SpecRegistry::start_as(personality);
+        let rerun = kill_at_60_percent_and_rerun(&registry.host(), delay, false);
+        let what = format!("{personality:?}, rerun {delay:?} after the kill");
+        check_rerun(&rerun, personality.keeps_cut_bytes(), &what);
+    }
+}
+
+#[test]
+fn killed_and_rerun_against_distribution_3() {
+    kill_and_rerun_twice(Personality::Distribution3);
+}
+
+#[test]
+fn killed_and_rerun_against_quay() {
+    kill_and_rerun_twice(Personality::Quay);
+}
+
+#[test]
+fn killed_and_rerun_against_ghcr() {
+    kill_and_rerun_twice(Personality::Ghcr);
+}
+
+#[test]
+fn killed_and_rerun_against_artifact_registry() {
+    kill_and_rerun_twice(Personality::ArtifactRegistry);
+}
+
+#[test]
+fn killed_and_rerun_against_ecr() {
+    kill_and_rerun_twice(Personality::Ecr);
+}
+
+#[test]
+fn killed_and_rerun_against_artifactory_ha() {
+    for delay in [Duration::from_millis(300), Duration::from_secs(3)] {
+        let registry = SpecRegistry::start_as(Personality::ArtifactoryHa);
+        let rerun = kill_at_60_percent_and_rerun(&registry.host(), delay, false);
+        // The bytes are kept on one node; whether the rerun's GET reaches it is the balancer's
+        // choice, so it either goes on or starts again: never more than the blob once more.
+        assert!(rerun.sent <= LAYER + OVERHEAD, "{}", rerun.log);
+        assert!(
+            rerun.log.matches("from byte 0").count() <= 1,
+            "{}",
+            rerun.log
+        );
+    }
+}
+
+#[test]
+fn killed_and_rerun_against_distribution_2_8() {
+    for delay in [Duration::from_millis(300), Duration::from_secs(3)] {
+        let registry = Registry::start();
+        let rerun = kill_at_60_percent_and_rerun(&registry.host(), delay, false);
+        check_rerun(
+            &rerun,
+            false,
+            &format!("distribution 2.8, rerun after {delay:?}"),
+        );
+    }
+}
+
+/// A proxy that goes on delivering the killed run's bytes for 1.5 s: the rerun waits for the
+/// upload to stop growing, then goes on from there.
+#[test]
+fn killed_behind_a_proxy_that_still_delivers_and_rerun_at_once() {
+    for delay in [Duration::from_millis(300), Duration::from_secs(3)] {
+        let registry = SpecRegistry::start_as(Personality::Distribution3);
+        let rerun = kill_at_60_percent_and_rerun(&registry.host(), delay, true);
+        check_rerun(
+            &rerun,
+            true,
+            &format!("lingering proxy, rerun after {delay:?}"),
+        );
+    }
+}
+
+/// A second run started while the first is still sending the same blob to the same upload
+/// (a Tekton retry beside a terminating pod): both finish with the right digest.
+#[test]
+fn two_runs_at_once_both_finish() {
+    let (model, expected) = big_model();
+    for personality in [
+        Personality::Distribution3,
+        Personality::Quay,
+        Personality::Ecr,
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        let registry = SpecRegistry::start_as(personality);
+        let proxy = CountingProxy::start(&registry.host());
+        let image = format!("{}/org/big:v1", proxy.host());
+        let args = args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
+        let mut first = spawn(tmp.path(), &args);
+        proxy.wait_for_bytes_up(LAYER * 3 / 10, &mut first);
+        let second = spawn(tmp.path(), &args);
+        let (first, second) = (
+            first.wait_with_output().unwrap(),
+            second.wait_with_output().unwrap(),
+        );
+        assert_eq!(digest_of(&first), expected, "{personality:?}, first run");
+        assert_eq!(digest_of(&second), expected, "{personality:?}, second run");
+        eprintln!("{personality:?}: two runs at once both finished");
+    }
+}
+
+/// A registry that fails a commit and drops the upload (Quay's database error: the
+/// connection closed without an answer): the blob goes again in a new upload.
+#[test]
+fn a_commit_the_registry_fails_and_forgets_is_sent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("a.safetensors"), random_bytes(20 * MIB, 5)).unwrap();
+    let layout = tmp.path().join("layout");
+    let expected = push_json(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &format!("oci:{}:v1", layout.display()),
+            "--base",
+            "scratch",
+        ],
+    )["digest"]
+        .clone();
+    let registry = SpecRegistry::start_as(Personality::Quay);
+    registry.fail_next_commits(1);
+    let out = command(
+        tmp.path(),
+        &[
+            model.to_str().unwrap(),
+            &format!("{}/org/m:v1", registry.host()),
+            "--base",
+            "scratch",
+            "--layer-threshold",
+            "1MiB",
+            "--output",
+            "json",
+        ],
+    )
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(digest_of(&out), expected.as_str().unwrap(), "{log}");
+    assert!(log.contains("new upload"), "{log}");
+    assert!(!log.contains("cannot reach registry"), "{log}");
+}
