@@ -118,7 +118,7 @@ fn kill_at_60_percent_and_rerun(registry: &str, delay: Duration, lingering: bool
     let image = format!("{}/org/big:v1", proxy.host());
     let args = args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
     let mut child = spawn(tmp.path(), &args);
-    proxy.wait_for_bytes_up(LAYER * 6 / 10, &mut child);
+    wait_for_bytes_up(&proxy, LAYER * 6 / 10, &mut child);
     child.kill().unwrap(); // SIGKILL: no chance to clean up or to save anything more
     child.wait().unwrap();
     std::thread::sleep(delay);
@@ -129,6 +129,18 @@ fn kill_at_60_percent_and_rerun(registry: &str, delay: Duration, lingering: bool
     Rerun {
         sent: proxy.bytes_up(),
         log,
+    }
+}
+
+/// Waits for `bytes` to go out through `proxy`; if the run ends first, fails with its log.
+fn wait_for_bytes_up(proxy: &CountingProxy, bytes: u64, child: &mut Child) {
+    while proxy.bytes_up() < bytes {
+        if child.try_wait().unwrap().is_some() {
+            let mut log = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+            panic!("build-push ended before {bytes} bytes went out:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -251,7 +263,7 @@ fn two_runs_at_once_both_finish() {
         let image = format!("{}/org/big:v1", proxy.host());
         let args = args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
         let mut first = spawn(tmp.path(), &args);
-        proxy.wait_for_bytes_up(LAYER * 3 / 10, &mut first);
+        wait_for_bytes_up(&proxy, LAYER * 3 / 10, &mut first);
         let second = spawn(tmp.path(), &args);
         let (first, second) = (
             first.wait_with_output().unwrap(),

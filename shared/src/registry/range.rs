@@ -8,10 +8,12 @@
 //! (aws/containers-roadmap #2831). So a `Range` is only a claim: the offset the registry
 //! takes in the next request is the truth (see `transfer::stream`'s negotiation).
 
-/// The number of bytes an upload holds by the spec's reading of `value` (`0-N` holds N+1
-/// bytes; `0-0`, `0--1` and an empty range hold none). `None`: not a range at all.
+/// The number of bytes an upload holds by `value` (`0-N` holds N+1 bytes; `0-0`, `0--1` and
+/// an empty range hold none). The one registry that writes `bytes=` here is Quay, and in that
+/// form (its POST and GET) N is the count itself, so it is read as such. `None`: not a range.
 pub fn held_bytes(value: &str) -> Option<u64> {
     let value = value.trim();
+    let counts = value.starts_with("bytes=");
     let value = value
         .strip_prefix("bytes=")
         .or_else(|| value.strip_prefix("bytes "))
@@ -28,7 +30,7 @@ pub fn held_bytes(value: &str) -> Option<u64> {
     }
     // A length after a slash (`0-99/100`) is ignored: the range says what is held.
     let end = end.split('/').next()?.trim().parse::<u64>().ok()?;
-    Some(if end == 0 { 0 } else { end + 1 })
+    Some(if end == 0 || counts { end } else { end + 1 })
 }
 
 #[cfg(test)]
@@ -38,7 +40,7 @@ mod tests {
     #[test]
     fn every_form_registries_send() {
         assert_eq!(held_bytes("0-99"), Some(100)); // distribution, the spec
-        assert_eq!(held_bytes("bytes=0-99"), Some(100)); // Quay's GET (count-style: see module)
+        assert_eq!(held_bytes("bytes=0-99"), Some(99)); // Quay's GET: the count itself
         assert_eq!(held_bytes("bytes 0-99"), Some(100));
         assert_eq!(held_bytes(" 0-99 "), Some(100));
         assert_eq!(held_bytes("0-99/100"), Some(100));

@@ -107,6 +107,13 @@ impl Pending {
         }
     }
 
+    /// The next request sends from `offset` (what the registry takes, whatever it said).
+    pub fn set_offset(&mut self, offset: u64) {
+        if let Self::Upload(session) = self {
+            session.offset = offset;
+        }
+    }
+
     /// The registry's URL for this upload, where there is one.
     pub fn location(&self) -> Option<&str> {
         match self {

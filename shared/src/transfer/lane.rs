@@ -109,6 +109,7 @@ impl<'a> Lane<'a> {
             }
         };
         let from = points.resume_from(held);
+        pending.set_offset(held);
         tracing::info!(
             "an earlier run left this upload with {held} of {size} bytes at the registry: \
              going on from there ({})",
@@ -227,6 +228,7 @@ impl<'a> Lane<'a> {
 
     /// A 416: find the byte the registry takes, or stop sending it ranges.
     async fn after_refused_range(&mut self, error: DestError) -> Result<(), DestError> {
+        tracing::debug!("{error}");
         if !self.negotiate() {
             return Err(error);
         }
@@ -306,6 +308,7 @@ impl<'a> Lane<'a> {
             self.points.moved(location);
         }
         self.resumed |= held > 0;
+        self.start.pending.set_offset(held);
         self.start.from = from;
         self.start.send_from = held;
     }

@@ -36,6 +36,10 @@ struct Points {
     location: Option<String>,
     /// Newest first.
     recent: VecDeque<Checkpoint>,
+    /// Where the current attempt started hashing: at or before what the registry held then,
+    /// so never evicted by marks past it (a registry that refuses a request may first take
+    /// the whole body, and the producer marks all the way to the end).
+    floor: Option<Checkpoint>,
     /// Bytes sent since [`ResumePoints::take_sent`] last asked, for the progress total.
     sent: u64,
 }
@@ -50,6 +54,7 @@ impl ResumePoints {
                 hashing,
                 location: None,
                 recent: VecDeque::new(),
+                floor: None,
                 sent: 0,
             })),
         }
@@ -120,16 +125,20 @@ impl ResumePoints {
     /// Where the producer starts for a destination that holds `held` bytes: exactly there when
     /// not hashing, else the newest point at or before it (byte 0 if none).
     pub fn resume_from(&self, held: u64) -> Checkpoint {
-        let points = self.lock();
+        let mut points = self.lock();
         if !points.hashing {
             return Checkpoint::unhashed(held);
         }
-        points
+        let from = points
             .recent
             .iter()
-            .find(|p| p.offset() <= held)
+            .chain(&points.floor)
+            .filter(|p| p.offset() <= held)
+            .max_by_key(|p| p.offset())
             .cloned()
-            .unwrap_or_else(Checkpoint::start)
+            .unwrap_or_else(Checkpoint::start);
+        points.floor = Some(from.clone());
+        from
     }
 
     /// The upload is done (or can never go on): the log keeps nothing of it.
@@ -147,7 +156,7 @@ impl Points {
         let (Some(key), Some(location)) = (&self.key, &self.location) else {
             return;
         };
-        let mut saved = self.recent.iter().map(|p| SavedPoint {
+        let mut saved = self.recent.iter().chain(&self.floor).map(|p| SavedPoint {
             offset: p.offset(),
             sha256_state: p.encode_state(),
         });

@@ -256,6 +256,9 @@ impl Store {
                     .personality
                     .unwrap_or(Personality::Distribution3),
                 node,
+                host: request
+                    .header("host")
+                    .map_or_else(|| self.settings.host(), str::to_string),
             };
             return match (method, uuid) {
                 ("POST", "") => {

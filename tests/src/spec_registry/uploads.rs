@@ -43,6 +43,9 @@ pub(super) struct Uploads<'a> {
     pub personality: Personality,
     /// Which node of an HA pair this request reached.
     pub node: u64,
+    /// The host clients name the registry by (Quay's absolute URLs use its configured
+    /// SERVER_HOSTNAME, which is that name, not its own address behind a proxy).
+    pub host: String,
 }
 
 impl Uploads<'_> {
@@ -99,7 +102,7 @@ impl Uploads<'_> {
         let url = format!("/v2/{name}/blobs/uploads/{uuid}");
         let url = match self.personality {
             Personality::Distribution3 => format!("{url}?_state={uuid}.{count}"),
-            Personality::Quay => format!("http://{}{url}", self.settings.host()),
+            Personality::Quay => format!("http://{}{url}", self.host),
             _ => url,
         };
         vec![("Location".into(), url)]
