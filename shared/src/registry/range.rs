@@ -2,11 +2,10 @@
 //!
 //! The distribution spec says `Range: 0-<last byte index>`, and `0-0` for an upload holding
 //! nothing. Registries differ: distribution writes `0-N`; Quay (`endpoints/v2/blob.py`,
-//! `_render_range`) writes `bytes=0-N` on POST and GET, `0-N` on PATCH and on a 416, and its
-//! GET and 416 put the byte *count* where the spec puts the last index (one more than the
-//! truth), while a new upload says `bytes=0--1`. ECR's `Range` can lag behind what it stored
-//! (aws/containers-roadmap #2831). So a `Range` is only a claim: the offset the registry
-//! takes in the next request is the truth (see `transfer::stream`'s negotiation).
+//! `_render_range`) writes `bytes=0-<count>` on POST and GET (`bytes=0--1` for a new upload),
+//! `0-<count-1>` on PATCH, and `0-<count>` on a 416; ECR's `Range` can lag behind what it
+//! stored (aws/containers-roadmap #2831). So a `Range` is only a claim: the offset the
+//! registry takes in the next request is the truth (see `transfer::lane`'s negotiation).
 
 /// The number of bytes an upload holds by `value` (`0-N` holds N+1 bytes; `0-0`, `0--1` and
 /// an empty range hold none). The one registry that writes `bytes=` here is Quay, and in that

@@ -99,7 +99,13 @@ impl<'a> Lane<'a> {
                 );
                 return Self::restart(dest, points, method).await;
             }
-            Held::Bytes(0) => return Self::restart(dest, points, method).await,
+            Held::Bytes(0) => {
+                tracing::warn!(
+                    "the registry holds none of the upload an earlier run left ({location}): \
+                     sending this blob from byte 0"
+                );
+                return Self::restart(dest, points, method).await;
+            }
             _ => {
                 tracing::warn!(
                     "the registry no longer has the upload an earlier run left ({location}): \
@@ -206,11 +212,10 @@ impl<'a> Lane<'a> {
         }
         match error_of(&error) {
             Some(RegistryError::RangeRefused { .. }) => self.after_refused_range(error).await?,
+            // Asking again could reach another node that says otherwise (Artifactory HA):
+            // a new upload is the one answer that holds.
             Some(RegistryError::UploadUnknown { .. }) => {
-                if !self.negotiate() {
-                    return Err(error);
-                }
-                self.go_on(Some("the registry no longer knows this upload"))
+                self.fresh(error, "the registry no longer knows this upload")
                     .await?;
             }
             Some(RegistryError::DigestRefused { .. }) if self.resumed => {
