@@ -18,6 +18,10 @@
 #   scripts/bench.sh hf [MIB_PER_SHARD] [SHARDS]           default 768 MiB x 4: build-push hf://
 #                    in one pass vs fetch-model + build-push vs hf download + olot + skopeo copy
 #   scripts/bench.sh fix-perms [FILES]                      default 100000 entries
+#   scripts/bench.sh wan [MIB_PER_SHARD] [SHARDS]           default 128 MiB x 4: build-push to a
+#                    registry across a simulated wide-area link (WAN_RTT_MS=40, WAN_MBIT_PER_CONN=200,
+#                    WAN_MBIT_TOTAL=1000: the testkit's wan-proxy), upload methods and --jobs values,
+#                    against skopeo copy of the same image from an OCI layout over the same link
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build-push}
@@ -33,6 +37,7 @@ fi
 command -v olot >/dev/null 2>&1 || pip install -q olot >&2
 cargo build --release --locked -p fix-perms -p build-push -p mirror -p fetch-model >&2
 case "$what" in fetch | hf) cargo build --release --locked -p modelcar-testkit --bin hub-serve >&2 ;; esac
+[ "$what" = wan ] && cargo build --release --locked -p modelcar-testkit --bin wan-proxy >&2
 work=$(mktemp -d /var/tmp/modelcar-bench.XXXXXX)
 trap 'for p in "${registry_pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work" /dev/shm/modelcar-bench-*; true' EXIT
 
@@ -385,6 +390,57 @@ bench_hf() {
   echo "one pass: at most $one_disk MB written to local disk for a $model_mb MB model ($(echo "scale=3; 100 * $one_disk / $model_mb" | bc)%), peak RSS at most $one_rss MB"
 }
 
+# Upload methods and --jobs across a WAN: each run gets a fresh registry (storage on tmpfs)
+# behind a fresh wan-proxy, and the same model; skopeo pushes the same image from an OCI layout.
+bench_wan() {
+  local mb=${1:-128} shards=${2:-4} model=$work/model layout=$work/wan-layout
+  local rtt=${WAN_RTT_MS:-40} per=${WAN_MBIT_PER_CONN:-200} total=${WAN_MBIT_TOTAL:-1000}
+  echo "== wan: $shards x $mb MiB shards, no base, to a registry across a link of $rtt ms RTT,"
+  echo "   $per Mbit/s per connection and $total Mbit/s in all (user-space delay: see tests/src/wan_proxy.rs)"
+  mkdir -p "$model"
+  for s in $(seq "$shards"); do head -c $((mb << 20)) /dev/urandom >"$model/model-$s.safetensors"; done
+  echo '{"architectures":["X"]}' >"$model/config.json"
+  target/release/build-push "$model" "oci:$layout:v1" --base scratch --no-cache >/dev/null 2>&1
+  local configs=("default (one streamed request per blob, --jobs 2)|"
+    "--chunk-size 64MiB|--chunk-size 64MiB" "--chunk-size 16MiB|--chunk-size 16MiB"
+    "--jobs 1|--jobs 1" "--jobs 4|--jobs 4" "--chunk-size 64MiB --jobs 4|--chunk-size 64MiB --jobs 4")
+  local runs=${RUNS:-3} i c label flags wan wan_pid
+  declare -A walls=()
+  for i in $(seq "$runs"); do
+    for c in "${configs[@]}" "skopeo copy oci: -> docker://|skopeo"; do
+      label=${c%%|*} flags=${c#*|}
+      start_registry "wan$i"
+      target/release/wan-proxy "$registry" "$rtt" "$per" "$total" >"$work/wan.addr" &
+      wan_pid=$!
+      for _ in $(seq 50); do [ -s "$work/wan.addr" ] && break; sleep 0.1; done
+      wan=$(cat "$work/wan.addr")
+      if [ "$flags" = skopeo ]; then
+        run "$label (run $i)" skopeo copy -q --dest-tls-verify=false "oci:$layout:v1" "docker://$wan/bench/model:1"
+      else
+        # shellcheck disable=SC2086
+        run "build-push $label (run $i)" target/release/build-push "$model" "$wan/bench/model:1" \
+          --base scratch --no-cache $flags
+      fi
+      walls[$label]="${walls[$label]:-} $wall"
+      kill "$wan_pid" 2>/dev/null || true
+      wait "$wan_pid" 2>/dev/null || true
+      rm -f "$work/wan.addr"
+      stop_registry
+    done
+  done
+  local skopeo_median
+  # shellcheck disable=SC2086
+  skopeo_median=$(median ${walls["skopeo copy oci: -> docker://"]})
+  echo "medians of $runs runs (ratio: skopeo's time over this one's; above 1 is faster than skopeo):"
+  for c in "${configs[@]}" "skopeo copy oci: -> docker://|skopeo"; do
+    label=${c%%|*}
+    local m
+    # shellcheck disable=SC2086
+    m=$(median ${walls[$label]})
+    printf "  %-52s %7.2f s  %5.2fx\n" "$label" "$m" "$(echo "scale=3; $skopeo_median / $m" | bc)"
+  done
+}
+
 case "$what" in
   build-push) bench_build_push "${2:-768}" "${3:-4}" ;;
   mirror) bench_mirror "${2:-768}" "${3:-4}" ;;
@@ -392,5 +448,6 @@ case "$what" in
   fetch) bench_fetch "${2:-256}" "${3:-4}" ;;
   hf) bench_hf "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, hf, fix-perms)" >&2; exit 2 ;;
+  wan) bench_wan "${2:-128}" "${3:-4}" ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, hf, fix-perms, wan)" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod spec_registry;
 pub mod tekton;
 pub mod token_server;
+pub mod wan_proxy;
 
 pub use hub_server::{HubRepo, HubServer};
 pub use kube_server::KubeServer;

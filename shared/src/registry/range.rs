@@ -24,8 +24,8 @@ pub fn held_bytes(value: &str) -> Option<u64> {
     }
     // `0--1`: Quay's empty upload; anything negative holds nothing.
     let end = end.trim();
-    if end.starts_with('-') {
-        return end[1..].parse::<u64>().ok().map(|_| 0);
+    if let Some(negative) = end.strip_prefix('-') {
+        return negative.parse::<u64>().ok().map(|_| 0);
     }
     // A length after a slash (`0-99/100`) is ignored: the range says what is held.
     let end = end.split('/').next()?.trim().parse::<u64>().ok()?;
