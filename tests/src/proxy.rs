@@ -23,12 +23,22 @@ const LINGER_PIECES: usize = 256;
 struct Counters {
     up: AtomicU64,
     down: AtomicU64,
+    /// Bumped by `reset`: only connections opened since count.
+    generation: AtomicU64,
     stopped: AtomicBool,
     /// When the capped link is next free: each write books its share of time after it.
     link_free_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Counters {
+    /// Counts `n` bytes one way for a connection opened in `generation`.
+    fn count(&self, up: bool, generation: u64, n: u64) {
+        if generation == self.generation.load(Ordering::SeqCst) {
+            let counter = if up { &self.up } else { &self.down };
+            counter.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+
     /// Waits until `bytes` may pass at `rate` bytes/s, all connections sharing the rate.
     fn pace(&self, bytes: u64, rate: u64) {
         let until = {
@@ -123,7 +133,10 @@ impl CountingProxy {
         }
     }
 
+    /// Starts counting again from zero, for connections opened from now on only: bytes a
+    /// killed client left in flight do not count towards the next run.
     pub fn reset(&self) {
+        self.counters.generation.fetch_add(1, Ordering::SeqCst);
         self.counters.up.store(0, Ordering::SeqCst);
         self.counters.down.store(0, Ordering::SeqCst);
     }
@@ -166,6 +179,7 @@ fn serve(
 /// Client to registry through a buffer; once the client is gone, what is left in the buffer
 /// still goes to the registry, spread over [`LINGER`].
 fn pump_lingering(mut from: TcpStream, to: TcpStream, counters: &Counters) {
+    let generation = counters.generation.load(Ordering::SeqCst);
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(LINGER_PIECES);
     let gone = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -191,7 +205,7 @@ fn pump_lingering(mut from: TcpStream, to: TcpStream, counters: &Counters) {
         if tx.send(buf[..n].to_vec()).is_err() {
             break;
         }
-        counters.up.fetch_add(n as u64, Ordering::SeqCst);
+        counters.count(true, generation, n as u64);
     }
     gone.store(true, Ordering::SeqCst);
     drop(tx);
@@ -201,7 +215,7 @@ fn pump_lingering(mut from: TcpStream, to: TcpStream, counters: &Counters) {
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, counters: &Counters, up: bool, rate: Option<u64>) {
-    let count = if up { &counters.up } else { &counters.down };
+    let generation = counters.generation.load(Ordering::SeqCst);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match from.read(&mut buf) {
@@ -211,7 +225,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, counters: &Counters, up: bool, r
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
-        count.fetch_add(n as u64, Ordering::SeqCst);
+        counters.count(up, generation, n as u64);
         if let Some(rate) = rate {
             counters.pace(n as u64, rate);
         }

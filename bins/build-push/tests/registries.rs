@@ -281,8 +281,9 @@ fn two_runs_at_once_both_finish() {
     }
 }
 
-/// A registry that fails a commit and drops the upload (Quay's database error: the
-/// connection closed without an answer): the blob goes again in a new upload.
+/// A registry that fails a commit and drops the upload, by closing the connection without an
+/// answer (Quay's database error) or with a 500 (distribution cancels the upload): the blob
+/// goes again in a new upload, and the failure is not reported as an unreachable registry.
 #[test]
 fn a_commit_the_registry_fails_and_forgets_is_sent_again() {
     let tmp = tempfile::tempdir().unwrap();
@@ -299,26 +300,40 @@ fn a_commit_the_registry_fails_and_forgets_is_sent_again() {
             "scratch",
         ],
     )["digest"]
-        .clone();
-    let registry = SpecRegistry::start_as(Personality::Quay);
-    registry.fail_next_commits(1);
-    let out = command(
-        tmp.path(),
-        &[
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (personality, closes) in [
+        (Personality::Quay, true),
+        (Personality::Distribution3, false),
+    ] {
+        let registry = SpecRegistry::start_as(personality);
+        match closes {
+            true => registry.fail_next_commits(1),
+            false => registry.fail_next_commits_with_500(1),
+        }
+        let image = format!("{}/org/m:v1", registry.host());
+        let args = [
             model.to_str().unwrap(),
-            &format!("{}/org/m:v1", registry.host()),
+            &image,
             "--base",
             "scratch",
             "--layer-threshold",
             "1MiB",
             "--output",
             "json",
-        ],
-    )
-    .output()
-    .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(digest_of(&out), expected.as_str().unwrap(), "{log}");
-    assert!(log.contains("new upload"), "{log}");
-    assert!(!log.contains("cannot reach registry"), "{log}");
+        ];
+        let out = command(tmp.path(), &args).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(digest_of(&out), expected, "{personality:?}: {log}");
+        assert_eq!(
+            log.matches("new upload").count(),
+            1,
+            "{personality:?}: {log}"
+        );
+        assert!(
+            !log.contains("cannot reach registry"),
+            "{personality:?}: {log}"
+        );
+    }
 }

@@ -43,8 +43,9 @@ struct Settings {
     min_chunk: Option<u64>,
     /// The body length of every PATCH, in arrival order.
     patches: Mutex<Vec<u64>>,
-    /// Commits still to fail.
+    /// Commits still to fail with the connection closed unanswered, and with a 500.
     commit_failures: AtomicU32,
+    commit_500s: AtomicU32,
     uploads: Table,
 }
 
@@ -54,10 +55,18 @@ impl Settings {
     }
 
     fn take_commit_failure(&self) -> bool {
-        self.commit_failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+        take_one(&self.commit_failures)
     }
+
+    fn take_commit_500(&self) -> bool {
+        take_one(&self.commit_500s)
+    }
+}
+
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// What the server does with a request: answer it, or drop the connection unanswered.
@@ -90,6 +99,12 @@ impl SpecRegistry {
     /// without an answer, as Quay did on a database error with two layers in parallel.
     pub fn fail_next_commits(&self, n: u32) {
         self.settings.commit_failures.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` commits delete their upload and answer 500, as distribution does when a
+    /// commit fails in its storage (`PutBlobUploadComplete` cancels the upload).
+    pub fn fail_next_commits_with_500(&self, n: u32) {
+        self.settings.commit_500s.store(n, Ordering::SeqCst);
     }
 
     pub fn personality(&self) -> Personality {

@@ -338,6 +338,14 @@ impl Uploads<'_> {
             self.forget(uuid);
             return Answer::Close;
         }
+        if self.settings.take_commit_500() {
+            self.forget(uuid);
+            return Answer::Reply(reply(
+                500,
+                &[],
+                r#"{"errors":[{"code":"UNKNOWN","message":"unknown error"}]}"#,
+            ));
+        }
         let upload = self.get(uuid).expect("present");
         let digest = request.param("digest").unwrap_or_default().to_string();
         let held = match self.personality {
