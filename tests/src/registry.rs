@@ -35,6 +35,8 @@ pub enum RegistryAuth {
 }
 
 pub struct Registry {
+    /// The program: Debian's distribution 2.8, or a 3.x binary (see [`Registry::start_v3`]).
+    bin: PathBuf,
     child: Child,
     dir: TempDir,
     port: u16,
@@ -68,6 +70,21 @@ impl Registry {
     }
 
     pub fn start_with(auth: RegistryAuth) -> Self {
+        Self::start_program(require_tool("docker-registry"), auth)
+    }
+
+    /// The environment variable naming a distribution 3.x `registry` binary.
+    pub const V3_ENV: &'static str = "MODELCAR_DISTRIBUTION_3";
+
+    /// A real distribution 3.x, open, from the binary [`Self::V3_ENV`] names: 3.x is not
+    /// packaged here, so the tests that use it are ignored unless asked for (`--ignored`) with
+    /// a binary built by hand. `None` when the variable is not set.
+    pub fn start_v3() -> Option<Self> {
+        let bin = std::env::var_os(Self::V3_ENV)?;
+        Some(Self::start_program(PathBuf::from(bin), RegistryAuth::None))
+    }
+
+    fn start_program(bin: PathBuf, auth: RegistryAuth) -> Self {
         let token_server = match &auth {
             RegistryAuth::Token {
                 user,
@@ -76,7 +93,6 @@ impl Registry {
             } => Some(TokenServer::start(user, password, *ttl_secs)),
             RegistryAuth::None | RegistryAuth::Htpasswd { .. } => None,
         };
-        let bin = require_tool("docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("modelcar-registry-")
             .tempdir()
@@ -90,6 +106,7 @@ impl Registry {
         .expect("cannot write registry config");
         let child = spawn(&bin, dir.path());
         let registry = Self {
+            bin,
             child,
             dir,
             port,
@@ -109,7 +126,7 @@ impl Registry {
     /// Starts it again on the same port, storage and secret: upload sessions survive, as they
     /// do across restarts of a registry whose `http.secret` is set.
     pub fn start_again(&mut self) {
-        self.child = spawn(&require_tool("docker-registry"), self.dir.path());
+        self.child = spawn(&self.bin, self.dir.path());
         self.wait_until_ready();
     }
 

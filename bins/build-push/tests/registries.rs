@@ -337,3 +337,53 @@ fn a_commit_the_registry_fails_and_forgets_is_sent_again() {
         );
     }
 }
+
+/// The real distribution 3.x, to check the testkit's `Distribution3` against: it is not
+/// packaged here, so these run only with `--ignored` and a binary built by hand, named by
+/// `MODELCAR_DISTRIBUTION_3`.
+fn real_distribution_3() -> Registry {
+    Registry::start_v3().unwrap_or_else(|| panic!("set {} to a 3.x binary", Registry::V3_ENV))
+}
+
+#[test]
+#[ignore = "needs a distribution 3.x binary in MODELCAR_DISTRIBUTION_3"]
+fn killed_and_rerun_against_real_distribution_3() {
+    for delay in [Duration::from_millis(300), Duration::from_secs(3)] {
+        let registry = real_distribution_3();
+        let rerun = kill_at_60_percent_and_rerun(&registry.host(), delay, false);
+        check_rerun(
+            &rerun,
+            true,
+            &format!("real distribution 3, rerun after {delay:?}"),
+        );
+    }
+    let registry = real_distribution_3();
+    let rerun = kill_at_60_percent_and_rerun(&registry.host(), Duration::from_millis(300), true);
+    check_rerun(&rerun, true, "real distribution 3 behind a lingering proxy");
+}
+
+#[test]
+#[ignore = "needs a distribution 3.x binary in MODELCAR_DISTRIBUTION_3"]
+fn two_runs_at_once_against_real_distribution_3() {
+    let (model, expected) = big_model();
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let registry = real_distribution_3();
+    let proxy = CountingProxy::start(&registry.host());
+    let image = format!("{}/org/big:v1", proxy.host());
+    let args = args(model.to_str().unwrap(), &image, ws.to_str().unwrap());
+    let mut first = spawn(tmp.path(), &args);
+    wait_for_bytes_up(&proxy, LAYER * 3 / 10, &mut first);
+    let second = spawn(tmp.path(), &args);
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert_eq!(digest_of(&first), expected, "first run");
+    assert_eq!(digest_of(&second), expected, "second run");
+    eprintln!(
+        "real distribution 3: two runs at once both finished; the second said:\n{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+}
