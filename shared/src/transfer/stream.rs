@@ -55,86 +55,109 @@ pub async fn stream_blob_to_all<P: Producer>(
         lanes.push((index, lane));
     }
     let mut sent: Vec<Option<Sent>> = vec![None; dests.len()];
-    let (mut attempts, mut transient) = (0, 0);
+    let mut budget = Budget::default();
     while !lanes.is_empty() {
-        attempts += 1;
         for (_, lane) in &lanes {
             lane.points.take_sent();
         }
         let (digest, failures) = attempt(&mut lanes, producer, progress).await?;
-        let mut next = Vec::with_capacity(lanes.len());
-        let mut waits = Duration::ZERO;
-        let mut retry_with = Vec::new();
-        for ((index, lane), failure) in lanes.into_iter().zip(failures) {
+        let mut failed = Vec::new();
+        for ((index, lane), failure) in lanes.drain(..).zip(failures) {
             match failure {
-                None => {
-                    let digest = digest.clone().expect("a blob with no failure was produced");
-                    sent[index] = Some(Sent {
-                        digest,
-                        size,
-                        sent: true,
-                    });
-                }
-                Some(failure) => {
-                    if let Failure::Send(e) | Failure::Commit(e) = &failure {
-                        let last = attempts >= ALL_ATTEMPTS;
-                        if e.is_retryable() && !is_negotiable(e) {
-                            transient += 1;
-                        }
-                        if last || transient >= TRANSIENT_ATTEMPTS {
-                            let (Failure::Send(e) | Failure::Commit(e)) = failure else {
-                                unreachable!("matched above")
-                            };
-                            return Err(e.into());
-                        }
-                        if e.is_retryable() && !is_negotiable(e) {
-                            waits = waits.max(pause_after(e, transient));
-                            let what = match &failure {
-                                Failure::Commit(e) => uncommitted(e),
-                                _ => e.to_string(),
-                            };
-                            tracing::warn!(
-                                "{what}; trying again in {:?} (attempt {} of {TRANSIENT_ATTEMPTS})",
-                                pause_after(e, transient),
-                                transient + 1
-                            );
-                        }
-                    }
-                    retry_with.push((index, lane, failure));
-                }
+                None => sent[index] = Some(sent_blob(digest.as_deref(), size)),
+                Some(failure) => failed.push((index, lane, failure)),
             }
         }
-        tokio::time::sleep(waits).await;
-        for (index, mut lane, failure) in retry_with {
-            let budgeted = size - lane.start.send_from;
-            let recovered = lane.recover(failure, digest.as_deref()).await;
-            // The total grows by what this attempt sent that must be sent again.
-            let to_send = match recovered {
-                Ok(false) => size - lane.start.send_from,
-                _ => 0,
-            };
-            progress.adjust_total((lane.points.take_sent() + to_send) as i64 - budgeted as i64);
-            match recovered {
-                Ok(true) => {
-                    lane.points.forget();
-                    sent[index] = Some(Sent {
-                        digest: digest.clone().expect("checked with a digest"),
-                        size,
-                        sent: true,
-                    });
-                }
-                Ok(false) => next.push((index, lane)),
-                Err(e) => {
-                    if !e.is_retryable() {
-                        lane.points.forget();
-                    }
-                    return Err(e.into());
-                }
+        let pause = match budget.admit(&failed) {
+            Ok(pause) => pause,
+            Err(last) => match failed.swap_remove(last).2 {
+                Failure::Send(e) | Failure::Commit(e) => return Err(e.into()),
+                Failure::Stopped => unreachable!("a stopped lane spends no budget"),
+            },
+        };
+        tokio::time::sleep(pause).await;
+        for (index, mut lane, failure) in failed {
+            match recover(&mut lane, failure, digest.as_deref(), progress).await? {
+                true => sent[index] = Some(sent_blob(digest.as_deref(), size)),
+                false => lanes.push((index, lane)),
             }
         }
-        lanes = next;
     }
     Ok(sent.into_iter().flatten().collect())
+}
+
+fn sent_blob(digest: Option<&str>, size: u64) -> Sent {
+    Sent {
+        digest: digest
+            .expect("a blob that arrived was produced")
+            .to_string(),
+        size,
+        sent: true,
+    }
+}
+
+/// How many more attempts a blob gets: few for failures that only time may cure, more in all
+/// for the negotiations a registry's answers lead to.
+#[derive(Default)]
+struct Budget {
+    attempts: u32,
+    transient: u32,
+}
+
+impl Budget {
+    /// Counts one attempt that ended in `failed`; returns how long to wait before the next,
+    /// or the position in `failed` of the failure that used the budget up.
+    fn admit(&mut self, failed: &[(usize, Lane<'_>, Failure)]) -> Result<Duration, usize> {
+        self.attempts += 1;
+        let mut pause = Duration::ZERO;
+        for (position, (_, _, failure)) in failed.iter().enumerate() {
+            let (Failure::Send(e) | Failure::Commit(e)) = failure else {
+                continue;
+            };
+            let transient = e.is_retryable() && !is_negotiable(e);
+            self.transient += u32::from(transient);
+            if self.attempts >= ALL_ATTEMPTS || self.transient >= TRANSIENT_ATTEMPTS {
+                return Err(position);
+            }
+            if transient {
+                let wait = pause_after(e, self.transient);
+                let what = match failure {
+                    Failure::Commit(e) => uncommitted(e),
+                    _ => e.to_string(),
+                };
+                tracing::warn!(
+                    "{what}; trying again in {wait:?} (attempt {} of {TRANSIENT_ATTEMPTS})",
+                    self.transient + 1
+                );
+                pause = pause.max(wait);
+            }
+        }
+        Ok(pause)
+    }
+}
+
+/// Finds where `lane` goes on after `failure`, growing the progress total by what must be
+/// sent again. `Ok(true)`: the blob is at the destination after all.
+async fn recover(
+    lane: &mut Lane<'_>,
+    failure: Failure,
+    digest: Option<&str>,
+    progress: &Progress,
+) -> Result<bool, DestError> {
+    let budgeted = lane.points.size() - lane.start.send_from;
+    let recovered = lane.recover(failure, digest).await;
+    let to_send = match recovered {
+        Ok(false) => lane.points.size() - lane.start.send_from,
+        _ => 0,
+    };
+    progress.adjust_total((lane.points.take_sent() + to_send) as i64 - budgeted as i64);
+    match recovered {
+        Ok(true) => lane.points.forget(),
+        // A final failure leaves nothing a rerun could go on from.
+        Err(ref e) if !e.is_retryable() => lane.points.forget(),
+        _ => {}
+    }
+    recovered
 }
 
 /// One pass: produce the blob into every lane, then commit it where it all arrived. Returns
