@@ -12,9 +12,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::prelude::{Engine, BASE64_STANDARD, BASE64_URL_SAFE_NO_PAD};
 use serde_json::{json, Value};
@@ -59,6 +59,11 @@ struct Shared {
     issued: AtomicUsize,
     /// When set, the `expires_in` announced instead of the real ttl.
     advertised_secs: AtomicU64,
+    /// Answer as Quay does (see [`TokenServer::answer_as_quay`]).
+    quay: AtomicBool,
+    /// Quay's failed logins in a row, and when the last one was.
+    failed_logins: Mutex<(u32, Option<Instant>)>,
+    requests: AtomicUsize,
 }
 
 impl TokenServer {
@@ -81,6 +86,9 @@ impl TokenServer {
             cert,
             issued: AtomicUsize::new(0),
             advertised_secs: AtomicU64::new(0),
+            quay: AtomicBool::new(false),
+            failed_logins: Mutex::new((0, None)),
+            requests: AtomicUsize::new(0),
         });
         let handler = {
             let shared = Arc::clone(&shared);
@@ -132,6 +140,19 @@ impl TokenServer {
     /// of the expiry only from a 401, in the middle of whatever they were sending.
     pub fn advertise_expires_in(&self, secs: u64) {
         self.shared.advertised_secs.store(secs, Ordering::SeqCst);
+    }
+
+    /// From now on, answer as Quay does (`endpoints/v2/v2auth.py`, `data/model/user.py`):
+    /// the token alone (`{"token": ...}`, no `expires_in`), and after a failed login every
+    /// request within an exponential backoff (`util/backoff.py`: 0.5 s, 1.5 s, 3.5 s, ... after
+    /// 1, 2, 3 failed logins in a row) gets 429 with `Retry-After`.
+    pub fn answer_as_quay(&self) {
+        self.shared.quay.store(true, Ordering::SeqCst);
+    }
+
+    /// Token requests received so far, answered or not.
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
     }
 
     pub fn ttl_secs(&self) -> u64 {
@@ -188,10 +209,22 @@ fn route(request: &Request, shared: &Shared) -> Reply {
     if request.method != "GET" {
         return Reply::text(405, "token server: only GET is served");
     }
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let quay = shared.quay.load(Ordering::SeqCst);
+    if quay {
+        if let Some(locked) = shared.quay_lockout() {
+            return locked;
+        }
+    }
     if !shared.accepts(basic_credentials(request).as_ref()) {
+        if quay {
+            let mut failed = shared.failed_logins.lock().expect("failed logins lock");
+            *failed = (failed.0 + 1, Some(Instant::now()));
+        }
         return Reply::text(401, "token server: wrong or no credentials")
             .with_header("WWW-Authenticate", "Basic realm=\"modelcar-test-token\"");
     }
+    *shared.failed_logins.lock().expect("failed logins lock") = (0, None);
     issue(&TokenRequest::of(request), shared)
 }
 
@@ -252,6 +285,9 @@ fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
         }
     };
     shared.issued.fetch_add(1, Ordering::SeqCst);
+    if shared.quay.load(Ordering::SeqCst) {
+        return Reply::json(200, &json!({ "token": token }));
+    }
     Reply::json(
         200,
         &json!({
@@ -267,6 +303,22 @@ fn issue(request: &TokenRequest, shared: &Shared) -> Reply {
 }
 
 impl Shared {
+    /// Quay's 429 while within the backoff of the last failed login (`verify_user` checks it
+    /// before the password; a wrong password after it lengthens the next one).
+    fn quay_lockout(&self) -> Option<Reply> {
+        let (attempts, last) = *self.failed_logins.lock().expect("failed logins lock");
+        let backoff = Duration::from_millis(500 * ((1u64 << attempts.min(20)) - 1));
+        let wait = (last? + backoff).checked_duration_since(Instant::now())?;
+        let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Some(
+            Reply::text(
+                429,
+                "Too many login attempts. \nPlease reset your Quay password and try again.",
+            )
+            .with_header("Retry-After", &retry_after.to_string()),
+        )
+    }
+
     fn accepts(&self, credentials: Option<&(String, String)>) -> bool {
         let accepted = self.passwords.lock().expect("password list lock");
         credentials

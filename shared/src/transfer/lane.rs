@@ -56,6 +56,8 @@ enum Held {
     Unknown,
     /// The count kept moving though we sent nothing: someone else is writing to it.
     Moving,
+    /// The count went down: the answers come from places that disagree (nodes of a cluster).
+    Inconsistent,
 }
 
 pub struct Lane<'a> {
@@ -96,6 +98,13 @@ impl<'a> Lane<'a> {
                 tracing::warn!(
                     "another client is still writing to the upload an earlier run left \
                      ({location}): sending this blob in an upload of its own"
+                );
+                return Self::restart(dest, points, method).await;
+            }
+            Held::Inconsistent => {
+                tracing::warn!(
+                    "the registry's answers about the upload an earlier run left disagree \
+                     ({location}; nodes of a cluster?): sending this blob from byte 0"
                 );
                 return Self::restart(dest, points, method).await;
             }
@@ -264,6 +273,13 @@ impl<'a> Lane<'a> {
                 self.fresh(error, "the registry no longer knows this upload")
                     .await
             }
+            Held::Inconsistent => {
+                self.fresh(
+                    error,
+                    "the registry's answers about this upload disagree (nodes of a cluster?)",
+                )
+                .await
+            }
             Held::Bytes(_) => {
                 self.dest.note_refuses_ranges();
                 self.method = UploadMethod::Streamed;
@@ -364,6 +380,7 @@ async fn settle(dest: &Destination, pending: &mut Pending) -> Result<Held, DestE
         match dest.resume_offset(pending).await? {
             None => return Ok(Held::Unknown),
             Some(now) if now == held => return Ok(Held::Bytes(held)),
+            Some(now) if now < held => return Ok(Held::Inconsistent),
             Some(now) => held = now,
         }
     }

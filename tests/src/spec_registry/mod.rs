@@ -215,6 +215,13 @@ fn connection(stream: TcpStream, store: &Store) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
+        // A TLS handshake (skopeo tries https first): answered as Go's plain-HTTP server does,
+        // so the client sees "server gave HTTP response to HTTPS client" and falls back to
+        // http at once instead of after its handshake timeout.
+        if reader.fill_buf()?.first() == Some(&0x16) {
+            writer.write_all(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")?;
+            return Ok(());
+        }
         let mut head = String::new();
         loop {
             let mut line = String::new();

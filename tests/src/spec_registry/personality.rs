@@ -55,9 +55,10 @@ impl Personality {
         Self::ArtifactoryHa,
     ];
 
-    /// Whether bytes of a PATCH cut off mid-body stay in the upload.
+    /// Whether a rerun can go on from the bytes of a PATCH cut off mid-body: the upload keeps
+    /// them, and says so to any request (Artifactory HA keeps them on one node only).
     pub fn keeps_cut_bytes(self) -> bool {
-        matches!(self, Self::Distribution3 | Self::Quay | Self::ArtifactoryHa)
+        matches!(self, Self::Distribution3 | Self::Quay)
     }
 
     /// Whether a cut request loses the whole upload (the session is gone).
