@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use modelcar_testkit::model::one_file_model;
@@ -79,4 +79,36 @@ pub fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
     assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
     err
+}
+
+/// build-push started in the background, its output piped.
+pub fn spawn(home: &Path, args: &[&str]) -> Child {
+    command(home, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start build-push")
+}
+
+/// The arguments of the resume tests: `model` to `image` with its uploads log in `ws`.
+pub fn resume_args<'a>(model: &'a str, image: &'a str, ws: &'a str) -> Vec<&'a str> {
+    vec![
+        model,
+        image,
+        "--base",
+        "scratch",
+        "--layer-threshold",
+        "1MiB",
+        "--workspace",
+        ws,
+        "--output",
+        "json",
+    ]
+}
+
+/// The open uploads `<ws>/.modelcar/uploads.json` records.
+pub fn uploads_in(ws: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(ws.join(".modelcar/uploads.json")).unwrap_or_default();
+    let file: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    file["uploads"].as_array().cloned().unwrap_or_default()
 }

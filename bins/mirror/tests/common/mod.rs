@@ -9,8 +9,6 @@ use modelcar_shared::registry::ConnectOptions;
 use modelcar_shared::transfer::{DestSpec, UploadLog, UploadMethod};
 
 pub const MIB: u64 = 1 << 20;
-/// What a resumed transfer may send again beyond what the destination lacks.
-pub const CHUNK: u64 = 64 * MIB;
 
 /// build-push (as a library) of `model` to `dest` for `platform`: no base, layers of 1 MiB
 /// files and more on their own, the default upload method, no cache and no upload log.
