@@ -103,11 +103,9 @@ bench_fix_perms() {
     echo "check: both trees end with identical modes and groups"
 }
 
-# The synthetic HF-style model every benchmark uses (the project's shared/ sits beside the checkout).
+# The synthetic HF-style model every benchmark uses.
 make_model() {
-  local script=../shared/make-model.sh
-  [ -x "$script" ] || { echo "bench.sh: $script not found (the shared/ folder beside the checkout)" >&2; exit 1; }
-  "$script" "$@" >&2
+  scripts/make-model.sh "$@" >&2
 }
 
 # median X...: the middle value (the mean of the two middle ones for an even count).
@@ -165,7 +163,7 @@ push_base() {
 
 bench_build_push() {
   local mb=${1:-768} shards=${2:-4} model=$work/model
-  echo "== build-push: $shards x $mb MiB shards (../shared/make-model.sh), busybox base, registry on tmpfs,"
+  echo "== build-push: $shards x $mb MiB shards (scripts/make-model.sh), busybox base, registry on tmpfs,"
   echo "   page cache dropped before each run (COLD_CACHE=0 to keep it)"
   make_model "$model" "$mb" "$shards"
 

@@ -41,7 +41,7 @@ registry() {
 
 if [ -z "${HF_ENDPOINT:-}" ]; then
   cargo build --release --locked -p modelcar-testkit --bin hub-serve >&2
-  ../shared/make-model.sh "$work/source-model" 64 2 >&2
+  scripts/make-model.sh "$work/source-model" 64 2 >&2
   target/release/hub-serve "$work/source-model" "$repo" >"$work/hub.url" 2>"$work/hub.log" &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/hub.url" ] && break; sleep 0.1; done

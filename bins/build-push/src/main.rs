@@ -153,13 +153,21 @@ struct Args {
     #[arg(long, env = "SOURCE_DATE_EPOCH", default_value_t = 0)]
     source_date_epoch: u64,
 
-    /// Also push a CNCF ModelPack artifact (model-spec v1) at TAG, default <tag>-modelpack, in
-    /// each destination's repository. Its layers are the ModelCar's own blobs (nothing is
-    /// uploaded twice), typed weight / weight.config / doc / code, and its config describes the
-    /// model. KServe's modelcar (oci://) storage, OpenShift AI and plain container runtimes
-    /// read the ModelCar; modctl, KitOps, Harbor, Dragonfly and KServe's ModelPack-aware
-    /// storage read the ModelPack.
-    #[arg(long, env = "MODELCAR_MODELPACK", value_name = "TAG", num_args = 0..=1, default_missing_value = "true")]
+    /// Also push a CNCF ModelPack artifact (model-spec v1) in each destination's repository,
+    /// tagged <tag>-modelpack, or TAG with --modelpack=TAG (the tag only with `=`, so that
+    /// `--modelpack DIR DEST` reads as it looks). Its layers are the ModelCar's own blobs
+    /// (nothing is uploaded twice), typed weight / weight.config / doc / code, and its config
+    /// describes the model. KServe's modelcar (oci://) storage, OpenShift AI and container
+    /// runtimes read the ModelCar; ModelPack tools (modctl, KitOps) and registries that show
+    /// model artifacts (Harbor) read the ModelPack.
+    #[arg(
+        long,
+        env = "MODELCAR_MODELPACK",
+        value_name = "TAG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     modelpack: Option<String>,
 
     /// Seconds between progress lines on stderr.

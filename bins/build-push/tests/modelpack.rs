@@ -125,9 +125,10 @@ fn the_modelpack_shares_the_modelcar_blobs_and_reads_back() {
     let registry = Registry::start();
     let proxy = CountingProxy::start(&registry.host());
     let image = format!("{}/llm/mistral:1", proxy.host());
+    // `--modelpack` first, as one types it: its tag is only ever given with `=`.
     let report = push_json(
         tmp.path(),
-        &[m, &image, "--base", "scratch", "--no-cache", "--modelpack"],
+        &["--modelpack", m, &image, "--base", "scratch", "--no-cache"],
     );
     let extra = proxy.settled_bytes_up() as i64 - plain_proxy.settled_bytes_up() as i64;
     eprintln!(
