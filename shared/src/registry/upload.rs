@@ -213,13 +213,18 @@ impl RegistryClient {
         resp: Response,
     ) -> RegistryError {
         let held = header_str(resp.headers(), "Range").and_then(|r| held_bytes(&r));
-        match self.unexpected(action, status, resp).await {
+        let error = self.unexpected(action, status, resp).await;
+        let forgotten = status == StatusCode::NOT_FOUND
+            || (status == StatusCode::BAD_REQUEST
+                && (error.has_code("BLOB_UPLOAD_UNKNOWN")
+                    || error.has_code("BLOB_UPLOAD_INVALID")));
+        match error {
             RegistryError::Status {
                 registry,
                 action,
-                status: 416,
                 body,
-            } => RegistryError::RangeRefused {
+                ..
+            } if status == StatusCode::RANGE_NOT_SATISFIABLE => RegistryError::RangeRefused {
                 registry,
                 action,
                 held,
@@ -228,19 +233,13 @@ impl RegistryClient {
             RegistryError::Status {
                 registry,
                 action,
-                status,
                 body,
-            } if status == 404
-                || (status == 400
-                    && (body.contains("BLOB_UPLOAD_UNKNOWN")
-                        || body.contains("BLOB_UPLOAD_INVALID"))) =>
-            {
-                RegistryError::UploadUnknown {
-                    registry,
-                    action,
-                    body,
-                }
-            }
+                ..
+            } if forgotten => RegistryError::UploadUnknown {
+                registry,
+                action,
+                body,
+            },
             other => other,
         }
     }

@@ -41,17 +41,6 @@ impl Checkpoint {
         }
     }
 
-    /// Where a stream that hashes (or not) can go on from when the destination holds `held`
-    /// bytes: without hashing, from exactly there; with it, from `latest` if that is at or
-    /// before `held`, else from byte 0.
-    pub fn to_resume(hashing: bool, latest: Option<Self>, held: u64) -> Self {
-        match (hashing, latest) {
-            (false, _) => Self::unhashed(held),
-            (true, Some(latest)) if latest.is_hashed() && latest.offset <= held => latest,
-            (true, _) => Self::start(),
-        }
-    }
-
     pub fn is_hashed(&self) -> bool {
         self.hasher.is_some()
     }
@@ -151,15 +140,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unhashed_checkpoint_counts_bytes_and_resumes_anywhere() {
+    fn an_unhashed_checkpoint_counts_bytes() {
         let mut c = Checkpoint::unhashed(5);
         c.update(b"abc");
         assert_eq!((c.offset(), c.encode_state().as_str()), (8, ""));
-        let resumed = Checkpoint::to_resume(false, Some(c.clone()), 6);
-        assert_eq!((resumed.offset(), resumed.is_hashed()), (6, false));
-        // A hashing run cannot go on from a count: it hashes again from byte 0.
-        let hashing = Checkpoint::to_resume(true, Some(c), 8);
-        assert_eq!((hashing.offset(), hashing.is_hashed()), (0, true));
         assert_eq!(Checkpoint::unhashed(0).digest(), None);
     }
 }

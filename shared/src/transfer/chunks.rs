@@ -19,9 +19,6 @@ pub struct Chunk {
     pub offset: u64,
     pub len: u64,
     pub pieces: mpsc::Receiver<std::io::Result<Bytes>>,
-    /// The hash of every byte before this chunk: once the destination has taken the chunks
-    /// before it, an upload can go on from here.
-    pub start: Checkpoint,
 }
 
 /// The producing side: splits what it is given into chunks of `chunk_size` and hashes it, for
@@ -213,7 +210,6 @@ impl Output {
             offset: self.offset,
             len,
             pieces: rx,
-            start: self.hashed.clone(),
         };
         self.chunks.send(chunk).await.map_err(|_| Abandoned)?;
         self.current = Some(tx);
@@ -252,7 +248,6 @@ mod tests {
             while let Some(piece) = chunk.pieces.recv().await {
                 data.extend_from_slice(&piece.unwrap());
             }
-            assert_eq!(chunk.start.offset(), chunk.offset);
             seen.push((chunk.offset, String::from_utf8(data).unwrap()));
         }
         assert_eq!(seen, [(5, "fghi".into()), (9, "j".into())]);
@@ -299,7 +294,7 @@ mod tests {
             (sent, writer.finish().unwrap())
         });
         let mut chunk = chunks.recv().await.unwrap();
-        assert_eq!((chunk.offset, chunk.start.offset()), (6, 6));
+        assert_eq!(chunk.offset, 6);
         let mut data = Vec::new();
         while let Some(piece) = chunk.pieces.recv().await {
             data.extend_from_slice(&piece.unwrap());

@@ -168,12 +168,10 @@ impl<'a> Lane<'a> {
         }
     }
 
-    /// The smallest request the destination takes (chunked uploads only).
+    /// Bytes per request: the method's, raised to what the registry takes at least (a streamed
+    /// request is as long as the blob either way).
     pub fn chunk_size(&self) -> u64 {
-        match self.method {
-            UploadMethod::Streamed => u64::MAX,
-            UploadMethod::Chunked(n) => n.max(self.start.pending.min_chunk()),
-        }
+        self.method.chunk_size().max(self.start.pending.min_chunk())
     }
 
     pub fn stream_start(&self) -> StreamStart {
@@ -206,7 +204,7 @@ impl<'a> Lane<'a> {
         digest: Option<&str>,
     ) -> Result<bool, DestError> {
         let error = match failure {
-            Failure::Stopped => return self.go_on(None).await.map(|()| false),
+            Failure::Stopped => return self.go_on().await.map(|()| false),
             Failure::Send(e) | Failure::Commit(e) => e,
         };
         if let Some(digest) = digest {
@@ -234,7 +232,7 @@ impl<'a> Lane<'a> {
                 )
                 .await?;
             }
-            _ if error.is_retryable() => self.go_on(None).await?,
+            _ if error.is_retryable() => self.go_on().await?,
             _ => return Err(error),
         }
         Ok(false)
@@ -290,8 +288,8 @@ impl<'a> Lane<'a> {
     }
 
     /// Asks the registry how far the upload got and goes on from there, or from byte 0 in a
-    /// new upload if it lost the upload (`lost` says how, for the log).
-    async fn go_on(&mut self, lost: Option<&str>) -> Result<(), DestError> {
+    /// new upload if it lost the upload.
+    async fn go_on(&mut self) -> Result<(), DestError> {
         let size = self.points.size();
         match self.dest.resume_offset(&mut self.start.pending).await? {
             // Going on from byte 0 of an old upload could meet bytes of a killed request still
@@ -308,7 +306,7 @@ impl<'a> Lane<'a> {
                 if self.start.pending.location().is_some() {
                     let why = match held {
                         Some(_) => "the registry holds more bytes than the blob has",
-                        None => lost.unwrap_or("the destination no longer has this upload"),
+                        None => "the destination no longer has this upload",
                     };
                     tracing::warn!("{why}: sending the blob again from byte 0 in a new upload");
                 }

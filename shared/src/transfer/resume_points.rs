@@ -69,10 +69,6 @@ impl ResumePoints {
         self.lock().size
     }
 
-    pub fn hashing(&self) -> bool {
-        self.lock().hashing
-    }
-
     /// The upload an earlier run left for this blob (same size), taking over its points.
     pub fn earlier_upload(&self) -> Option<String> {
         let mut points = self.lock();
@@ -221,6 +217,20 @@ mod tests {
             ResumePoints::new(&log, Some(key()), 600, true).earlier_upload(),
             None
         );
+    }
+
+    #[test]
+    fn a_hashing_run_cannot_go_on_from_a_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = UploadLog::at(tmp.path().join("uploads.json"));
+        let counting = ResumePoints::new(&log, Some(key()), 10, false);
+        counting.moved("http://r/up/1");
+        counting.mark(&at(b"abcdefgh"));
+        let hashing = ResumePoints::new(&log, Some(key()), 10, true);
+        assert!(hashing.earlier_upload().is_some());
+        // It hashes again from byte 0.
+        let from = hashing.resume_from(8);
+        assert_eq!((from.offset(), from.is_hashed()), (0, true));
     }
 
     #[test]

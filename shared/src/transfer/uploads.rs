@@ -47,11 +47,6 @@ pub struct SavedPoint {
 }
 
 impl UploadRecord {
-    /// The hash state the record holds, when it is sound.
-    pub fn checkpoint(&self) -> Option<Checkpoint> {
-        Checkpoint::decode(self.offset, &self.sha256_state)
-    }
-
     /// Every sound point the record holds, newest first.
     pub fn checkpoints(&self) -> Vec<Checkpoint> {
         let newest = std::iter::once((self.offset, &self.sha256_state));
@@ -161,10 +156,7 @@ mod tests {
             ..record.clone()
         });
         assert_eq!(log.find(&key("a")), Some(record.clone()));
-        assert_eq!(
-            log.find(&key("a")).unwrap().checkpoint().unwrap().offset(),
-            5
-        );
+        assert_eq!(log.find(&key("a")).unwrap().checkpoints()[0].offset(), 5);
         log.save(UploadRecord {
             offset: 0,
             sha256_state: Checkpoint::start().encode_state(),
