@@ -1,26 +1,20 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the system packages the tests run against
-# (the CNCF distribution registry, skopeo, umoci, htpasswd), then format check, clippy with
-# warnings as errors, and every test of the workspace. Needs root (or sudo): the tests chown
-# files to other UIDs and run steps as unprivileged users, as Tekton does.
+# (the CNCF distribution registry, skopeo, umoci, htpasswd, buildah), then format check, clippy
+# with warnings as errors, every test of the workspace, scripts/pipeline-local.sh and
+# scripts/test-bundle.sh. Needs root (or sudo): the tests chown files to other UIDs and run
+# steps as unprivileged users, as Tekton does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib.sh
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
 
 # The servers and independent readers the tests run against. busybox-static gives the test
-# base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs).
-packages=(docker-registry skopeo umoci apache2-utils busybox-static util-linux)
-missing=()
-for pkg in "${packages[@]}"; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "test.sh: installing ${missing[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs);
+# buildah builds the step images for test-bundle.sh.
+install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah
 
 # Independent Python readers: the official Model Registry client (reads back what register
 # writes), the reference JSON Schema validator (checks the ModelPack config against the
@@ -41,3 +35,8 @@ else
   cargo test --workspace --locked --no-run
   $sudo env "PATH=$PATH" cargo test --workspace --locked
 fi
+
+# The user's paths from a clone, end to end: the pipeline on this machine, and the six images
+# pushed with the Tekton bundle rendered to run them.
+scripts/pipeline-local.sh
+scripts/test-bundle.sh

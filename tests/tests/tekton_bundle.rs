@@ -8,14 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use modelcar_testkit::oci_tools::skopeo_inspect;
+use modelcar_testkit::run_tool;
 use modelcar_testkit::tekton::{
-    load_pipeline, load_task, parse_pipeline_run, pipeline_reference_problems,
-    pipeline_run_problems, Pipeline, Task,
+    bundle_dir as tekton_dir, load_pipeline, load_task, parse_pipeline_run,
+    pipeline_reference_problems, pipeline_run_problems, source_bundle_dir, ParamValue, Pipeline,
+    Task,
 };
-
-fn tekton_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tekton")
-}
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
@@ -29,7 +28,11 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Every bundled Task by its `metadata.name`.
 fn tasks() -> BTreeMap<String, Task> {
-    yaml_files(&tekton_dir().join("tasks"))
+    tasks_in(&tekton_dir())
+}
+
+fn tasks_in(bundle: &Path) -> BTreeMap<String, Task> {
+    yaml_files(&bundle.join("tasks"))
         .iter()
         .map(|path| {
             let task = load_task(path);
@@ -227,4 +230,77 @@ fn the_deploy_role_grants_what_deploy_calls() {
             "the Role must grant {verb} on {resource}"
         );
     }
+}
+
+/// The default of a Task's `image` param: the image its one step runs.
+fn image_default(task: &Task) -> String {
+    let param = task.spec.params.iter().find(|p| p.name == "image");
+    match param.and_then(|p| p.default.clone()) {
+        Some(ParamValue::String(image)) => image,
+        other => panic!(
+            "{}: the image param's default is {other:?}",
+            task.metadata.name
+        ),
+    }
+}
+
+/// scripts/build-images.sh --push renders the bundle by replacing exactly these defaults, so
+/// each Task in tekton/ must carry its binary's image at the workspace's version.
+#[test]
+fn every_task_defaults_to_its_binarys_image_at_this_version() {
+    for (name, task) in tasks_in(&source_bundle_dir()) {
+        let binary = name.trim_start_matches("modelcar-");
+        assert_eq!(
+            image_default(&task),
+            format!("quay.io/modelcar/{binary}:{}", env!("CARGO_PKG_VERSION")),
+            "tekton/tasks/{binary}.yaml"
+        );
+    }
+}
+
+/// The bundle `scripts/build-images.sh --push REGISTRY/ORG` writes (`MODELCAR_TEKTON_DIR`):
+/// each Task runs the image just pushed as REGISTRY/ORG/<binary>:<version>, by the digest
+/// that tag has in the registry (REGISTRY/ORG/<binary>@sha256:...: containers/image, which
+/// CRI-O pulls with, refuses a tag and a digest both), whose entrypoint is that binary; and kustomize reads the bundle
+/// (`kubectl apply -k DIR`) as the six Tasks and the Pipelines. The other tests of this file
+/// and each binary's tekton_task.rs check the same rendered files.
+#[test]
+#[ignore = "needs the six images pushed and the bundle rendered: run by scripts/test-bundle.sh"]
+fn the_rendered_bundle_runs_the_pushed_images() {
+    let prefix = std::env::var("MODELCAR_BUNDLE_IMAGES")
+        .expect("MODELCAR_BUNDLE_IMAGES=REGISTRY/ORG, as given to build-images.sh --push");
+    let tasks = tasks();
+    assert_eq!(tasks.len(), 6, "six Tasks in {}", tekton_dir().display());
+    for (name, task) in &tasks {
+        let binary = name.trim_start_matches("modelcar-");
+        let image = image_default(task);
+        let tagged = format!("{prefix}/{binary}:{}", env!("CARGO_PKG_VERSION"));
+        let digest = image
+            .strip_prefix(&format!("{prefix}/{binary}@"))
+            .unwrap_or_else(|| panic!("{name} runs {image}, not {prefix}/{binary}@sha256:..."));
+        let inspected = skopeo_inspect(&format!("docker://{tagged}"));
+        assert_eq!(inspected["Digest"], digest, "{tagged} in the registry");
+        let config = run_tool(
+            "skopeo",
+            &[
+                "inspect",
+                "--config",
+                "--tls-verify=false",
+                &format!("docker://{image}"),
+            ],
+        );
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!([format!("/usr/local/bin/{binary}")]),
+            "{image} runs {binary}"
+        );
+    }
+    let dir = tekton_dir();
+    let built = run_tool("kubectl", &["kustomize", &dir.to_string_lossy()]);
+    let kinds: Vec<String> = built.split("\n---\n").map(kind_of).collect();
+    let pipelines = yaml_files(&dir.join("pipelines")).len();
+    assert_eq!(kinds.iter().filter(|k| *k == "Task").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| *k == "Pipeline").count(), pipelines);
+    assert_eq!(kinds.len(), 6 + pipelines, "nothing else: {kinds:?}");
 }

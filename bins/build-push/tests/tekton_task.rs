@@ -3,12 +3,6 @@
 
 #[test]
 fn the_tekton_task_fits_this_binary() {
-    let task = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tekton/tasks/build-push.yaml"
-    );
-    modelcar_testkit::tekton::check_task_runs_binary(
-        task.as_ref(),
-        env!("CARGO_BIN_EXE_build-push"),
-    );
+    let task = modelcar_testkit::tekton::bundle_dir().join("tasks/build-push.yaml");
+    modelcar_testkit::tekton::check_task_runs_binary(&task, env!("CARGO_BIN_EXE_build-push"));
 }

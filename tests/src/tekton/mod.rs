@@ -11,7 +11,7 @@ mod types;
 mod vars;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use binary::check_task_runs_binary;
 pub use checks::{
@@ -22,6 +22,20 @@ pub use run::*;
 pub use types::*;
 
 const API_VERSION: &str = "tekton.dev/v1";
+
+/// The repository's own `tekton/` directory, as written.
+pub fn source_bundle_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tekton")
+}
+
+/// The Tekton bundle the tests check: `MODELCAR_TEKTON_DIR` when set (the bundle
+/// `scripts/build-images.sh --push` renders, checked by `scripts/test-bundle.sh`), else the
+/// repository's `tekton/`.
+pub fn bundle_dir() -> PathBuf {
+    std::env::var_os("MODELCAR_TEKTON_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(source_bundle_dir)
+}
 
 fn check_header(api_version: &str, kind: &str, expected_kind: &str) -> Result<(), String> {
     if api_version != API_VERSION {
