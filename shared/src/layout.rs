@@ -1,4 +1,4 @@
-//! The PVC layout (DESIGN.md section 2): every path a step reads or writes under `<ws>`.
+//! The PVC layout (`docs/design.md`, "Workspace layout"): every path a step reads or writes under `<ws>`.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -60,7 +60,7 @@ impl Workspace {
         self.root.join(".modelcar")
     }
 
-    /// `<ws>/.modelcar/metadata.json`: the publish metadata (DESIGN.md section 3).
+    /// `<ws>/.modelcar/metadata.json`: the publish metadata (`docs/design.md`, "The metadata file").
     pub fn metadata_path(&self) -> PathBuf {
         self.state_dir().join("metadata.json")
     }

@@ -1,4 +1,4 @@
-//! What every modelcar binary shares (DESIGN.md sections 2, 3, 4 and 7): the PVC layout, the
+//! What every modelcar binary shares (`docs/design.md`): the PVC layout, the
 //! group-shared permission scheme, the publish metadata file and the command-line conventions.
 //! Nothing specific to one binary lives here.
 

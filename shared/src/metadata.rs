@@ -1,4 +1,4 @@
-//! The publish metadata file (DESIGN.md section 3): what each step learned, for the next step.
+//! The publish metadata file (`docs/design.md`, "The metadata file"): what each step learned, for the next step.
 //!
 //! One JSON object, `"schema": 1`. Steps add or update keys, never remove them; keys this
 //! version does not know (written by a newer modelcar, or by hand) are kept as they are.

@@ -1,4 +1,4 @@
-//! The group-shared permission scheme of the PVC (DESIGN.md section 4).
+//! The group-shared permission scheme of the PVC (`docs/design.md`, "Permissions").
 //!
 //! Tekton tasks run as different UIDs that share one group (the pod's fsGroup, or GID 0 on
 //! OpenShift). Everything a step creates is therefore group-writable, and directories carry the

@@ -1,5 +1,5 @@
 //! Test harness shared by the integration tests of every binary: real servers on localhost
-//! (DESIGN.md section 8). Test code: failures here panic with a message that says what to fix.
+//! (`docs/design.md`, "Tests"). Test code: failures here panic with a message that says what to fix.
 
 pub mod base_image;
 pub mod http;

@@ -1,4 +1,4 @@
-//! The image config and manifest (DESIGN.md section 5): the base's config with the model layers
+//! The image config and manifest (`docs/design.md`, "The ModelCar image"): the base's config with the model layers
 //! added (diff_ids, history), the user and labels set; a manifest over base and model layers
 //! with the provenance annotations.
 

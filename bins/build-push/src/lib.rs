@@ -1,4 +1,4 @@
-//! build-push: streams a model directory into a ModelCar OCI image (DESIGN.md sections 5, 6),
+//! build-push: streams a model directory into a ModelCar OCI image (`docs/design.md`, "The ModelCar image" and "Moving bytes"),
 //! in a registry or an OCI layout, with no copy of the model staged anywhere.
 
 pub mod args;

@@ -1,4 +1,4 @@
-//! Which files go into which layer (DESIGN.md section 5): one layer per large file, one for
+//! Which files go into which layer (`docs/design.md`, "The ModelCar image"): one layer per large file, one for
 //! everything else, in sorted path order. Planning reads only metadata, and checks up front
 //! what would otherwise fail half-way through a push: unreadable files, symlinks that leave
 //! the model directory, device files.

@@ -2,7 +2,7 @@
 //! blocks (made by the `tar` crate, GNU format), then each file's content as a reference to the
 //! file, then padding. The total size is known up front, so uploads can announce their length.
 //!
-//! Deterministic (DESIGN.md section 5): sorted entries, uid/gid 0, no user or group names,
+//! Deterministic (`docs/design.md`, "The ModelCar image"): sorted entries, uid/gid 0, no user or group names,
 //! one mtime for all, modes 0644/0755, sizes above 8 GiB in GNU base-256 form (as GNU tar and
 //! olot write them), long names as GNU `././@LongLink` entries.
 

@@ -1,4 +1,4 @@
-//! build-push from `hf://` (issue #11): each file streamed from the testkit's Hub server into
+//! build-push from `hf://`: each file streamed from the testkit's Hub server into
 //! its layer, against the real distribution registry.
 
 mod common;

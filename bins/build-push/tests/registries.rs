@@ -1,4 +1,4 @@
-//! build-push against the registries users push to (issue #19), each a testkit
+//! build-push against the registries users push to, each a testkit
 //! [`Personality`] copied from that registry's source or issue tracker, and Debian's real
 //! distribution 2.8: with default flags a push gives the digest it gives anywhere; killed at
 //! 60% of a 1 GiB blob, a rerun 0.3 s or 3 s later finishes with the same digest, sending only

@@ -1,4 +1,4 @@
-//! Byte-level resume within one run (issue #12): a 1 GiB single-file layer whose registry is
+//! Byte-level resume within one run: a 1 GiB single-file layer whose registry is
 //! restarted part way goes on from the byte the registry holds; tokens that expire mid-blob
 //! and a registry's minimum chunk. A counting proxy in front of the registry measures what
 //! each run puts on the wire. A run killed and run again: see `registries.rs`.

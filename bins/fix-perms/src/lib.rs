@@ -1,5 +1,5 @@
 //! fix-perms: makes a PVC tree usable by every Tekton task, whatever UID each runs as
-//! (DESIGN.md section 4): one group everywhere, directories 2775, files group read-write.
+//! (`docs/design.md`, "Permissions"): one group everywhere, directories 2775, files group read-write.
 //! Symlinks are never followed, so nothing outside the tree is ever touched.
 
 pub mod entry;

@@ -1,4 +1,4 @@
-//! What a tree entry should look like (DESIGN.md section 4), as a pure function of what it is.
+//! What a tree entry should look like (`docs/design.md`, "Permissions"), as a pure function of what it is.
 
 use modelcar_shared::perms::SHARED_DIR_MODE;
 use nix::libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFSOCK};

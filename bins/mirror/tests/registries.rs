@@ -1,4 +1,4 @@
-//! mirror into the registries users copy to (issue #19), each a testkit [`Personality`]
+//! mirror into the registries users copy to, each a testkit [`Personality`]
 //! copied from that registry's source or issue tracker: with default flags the copy has the
 //! source's digest and manifest bytes (skopeo reads the destination's manifest back), a rerun
 //! copies nothing, and a copy killed at 60% of a 1 GiB blob finishes on a rerun 0.3 s or 3 s

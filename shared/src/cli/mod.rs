@@ -1,4 +1,4 @@
-//! The command-line conventions every binary follows (DESIGN.md section 7): the flags they all
+//! The command-line conventions every binary follows (`docs/design.md`, "Command-line conventions"): the flags they all
 //! take, logs on stderr, the result on stdout and in `--results-dir`, exit codes.
 //!
 //! A binary's `main` is: parse its clap struct (which flattens [`CommonArgs`]), call

@@ -1,4 +1,4 @@
-//! Where registry credentials come from (DESIGN.md section 6), in priority order:
+//! Where registry credentials come from (`docs/design.md`, "Registries"), in priority order:
 //! `--creds USER:PASS`, `--token-file PATH` (a Kubernetes service-account token, re-read on
 //! every use so a rotated token is picked up), then the docker/podman auth files.
 

@@ -1,4 +1,4 @@
-//! Talking to OCI distribution registries (DESIGN.md section 6): references, credentials,
+//! Talking to OCI distribution registries (`docs/design.md`, "Registries"): references, credentials,
 //! authentication and the protocol calls build-push and mirror share.
 
 mod auth;

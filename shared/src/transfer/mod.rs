@@ -1,7 +1,7 @@
-//! Moving blobs (DESIGN.md section 6): a producer (model files, or another registry) fills a
+//! Moving blobs (`docs/design.md`, "Moving bytes"): a producer (model files, or another registry) fills a
 //! chunk stream that is hashed as it passes; a destination (a registry, or an OCI layout)
 //! receives it with bounded buffers and commits it only under the digest computed over every
-//! byte. Uploads resume at the byte (issue #12). build-push and mirror share all of it.
+//! byte. Uploads resume at the byte, so an evicted pod loses no more than the last resume point. build-push and mirror share all of it.
 
 pub mod checkpoint;
 pub mod chunks;
