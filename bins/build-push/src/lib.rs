@@ -7,6 +7,7 @@ pub mod cache;
 mod chunks_of_tar;
 pub mod hub_source;
 pub mod image;
+pub mod limits;
 mod modelpack;
 pub mod plan;
 pub mod push;

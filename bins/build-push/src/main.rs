@@ -86,6 +86,22 @@ struct Args {
     #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
     layer_threshold: u64,
 
+    /// Layers the whole image may have, the base's included. CRI-O, OpenShift's container
+    /// runtime, cannot start a container from an image of more than about 127 layers ("max
+    /// depth exceeded"); below this budget every large file has a layer of its own (layers
+    /// are pulled in parallel), beyond it large files share layers of balanced size, in path
+    /// order, so the same files always give the same layers.
+    #[arg(long, env = "MODELCAR_MAX_LAYERS", default_value_t = build_push::limits::DEFAULT_MAX_LAYERS, value_parser = clap::value_parser!(usize))]
+    max_layers: usize,
+
+    /// The most bytes one layer may hold, checked before the first byte is sent: a file
+    /// larger than this is refused, and packed layers stay under it. Default: the documented
+    /// limit of a destination's registry: quay.io 20 GiB (Quay's MAXIMUM_LAYER_SIZE default;
+    /// a self-hosted Quay has its own, in its config.yaml), ghcr.io 10 GB, Amazon ECR
+    /// 52,000 MiB; none for other registries (Harbor before 2.9.2 fails layers over 32 GiB).
+    #[arg(long, env = "MODELCAR_MAX_LAYER_SIZE", value_parser = parse_size, value_name = "SIZE")]
+    max_layer_size: Option<u64>,
+
     /// Send each blob in PATCH requests of this many bytes instead of one streamed request
     /// (the default, and 0). One request per blob is what docker, containerd and skopeo send,
     /// so every registry takes it; chunks meet registry limits: GHCR refuses a chunk over
@@ -241,6 +257,8 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         },
         prefix: args.prefix.clone(),
         layer_threshold: args.layer_threshold,
+        max_layers: args.max_layers,
+        max_layer_size: args.max_layer_size,
         upload_method: UploadMethod::from_chunk_size(args.chunk_size),
         jobs: args.jobs.get(),
         user: args.user.clone(),

@@ -1,11 +1,17 @@
-//! Which files go into which layer (`docs/design.md`, "The ModelCar image"): one layer per large file, one for
-//! everything else, in sorted path order. Planning reads only metadata, and checks up front
-//! what would otherwise fail half-way through a push: unreadable files, symlinks that leave
-//! the model directory, device files.
+//! Which files go into which layer (`docs/design.md`, "The ModelCar image"): the small files
+//! together, each large file in a layer of its own while the layer budget allows, packed
+//! beyond it; all in sorted path order, from sizes and paths alone, so a directory and the Hub
+//! repo it came from give the same layers. Planning reads only metadata.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+mod assign;
+mod hub_tree;
+mod packing;
+mod scan;
+
 use std::path::{Component, Path, PathBuf};
+
+use modelcar_shared::hub::RepoEntry;
+use modelcar_shared::progress::human_bytes;
 
 /// One entry of the image's file tree, below the prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,122 +90,104 @@ pub enum PlanError {
     BadHubPath(String),
     #[error("invalid --prefix {0:?}: it must be an absolute path such as /models, without '..'")]
     BadPrefix(String),
+    #[error("{path} is {}, larger than a layer may be: {limit}. Leave it out (--exclude for an hf:// source, or move it out of the model directory), or raise the registry's limit and pass --max-layer-size", human_bytes(*size))]
+    FileTooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: SizeLimit,
+    },
+    #[error("the {files} large files ({}) do not fit in {layers} layers of at most {limit}: raise --max-layers, or the registry's limit and --max-layer-size", human_bytes(*bytes))]
+    CannotPack {
+        files: usize,
+        bytes: u64,
+        layers: usize,
+        limit: SizeLimit,
+    },
+    #[error("layer {title} would be {}, larger than a layer may be: {limit}. Lower --layer-threshold so that its files get layers of their own, or raise --max-layers", human_bytes(*size))]
+    LayerTooLarge {
+        title: String,
+        size: u64,
+        limit: SizeLimit,
+    },
+    #[error("--max-layers leaves the model {max_layers} layer(s) beside the base image's, too few for its small files and its large ones: raise --max-layers, or use a base image of fewer layers")]
+    NoLayerLeft { max_layers: usize },
 }
 
-/// Plans the layers for `model_dir`, whose contents go under `prefix` (e.g. `/models`).
-/// Files of `threshold` bytes or more get a layer each.
+/// What decides the layers.
+#[derive(Debug, Clone)]
+pub struct LayerRules {
+    /// Files this large or larger are large: a layer each while the budget allows.
+    pub threshold: u64,
+    /// Layers the model may take, its small-files layer included.
+    pub max_layers: usize,
+    /// The most bytes a layer may hold, where a registry caps it.
+    pub max_layer_size: Option<SizeLimit>,
+}
+
+impl LayerRules {
+    /// A layer per large file, however many, and no size limit.
+    pub fn unlimited(threshold: u64) -> Self {
+        Self {
+            threshold,
+            max_layers: usize::MAX,
+            max_layer_size: None,
+        }
+    }
+}
+
+/// A cap on a layer's size, and where it comes from (`--max-layer-size`, or a registry's
+/// documented limit), for the error that names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeLimit {
+    pub bytes: u64,
+    pub origin: String,
+}
+
+/// A model's entries, as they go under the image's prefix, before they are split into layers.
+#[derive(Debug, Clone)]
+pub struct ModelTree {
+    prefix: PathBuf,
+    entries: Vec<Entry>,
+}
+
+impl ModelTree {
+    /// The entries of `model_dir`, whose contents go under `prefix` (e.g. `/models`).
+    pub fn scan_dir(model_dir: &Path, prefix: &str) -> Result<Self, PlanError> {
+        let prefix = image_prefix(prefix)?;
+        let entries = scan::scan_dir(model_dir, &prefix)?;
+        Ok(Self { prefix, entries })
+    }
+
+    /// The entries of a Hub repo's files (as listed at one commit) under `prefix`: the same
+    /// as [`ModelTree::scan_dir`] gives for the directory fetch-model makes of them.
+    pub fn from_hub(files: &[RepoEntry], prefix: &str) -> Result<Self, PlanError> {
+        let prefix = image_prefix(prefix)?;
+        let entries = hub_tree::hub_entries(files, &prefix)?;
+        Ok(Self { prefix, entries })
+    }
+
+    /// The number of large files: the layers the model takes beyond its small-files layer
+    /// when the budget allows.
+    pub fn large_files(&self, threshold: u64) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.file_size().is_some_and(|s| s >= threshold))
+            .count()
+    }
+
+    pub fn layers(self, rules: &LayerRules) -> Result<Vec<LayerPlan>, PlanError> {
+        assign::assign(self.entries, &self.prefix, rules)
+    }
+}
+
+/// The layers of `model_dir` under `prefix`, a layer for every file of `threshold` bytes or
+/// more, however many.
 pub fn plan_layers(
     model_dir: &Path,
     prefix: &str,
     threshold: u64,
 ) -> Result<Vec<LayerPlan>, PlanError> {
-    let prefix_path = image_prefix(prefix)?;
-    let meta = fs::metadata(model_dir).map_err(|_| PlanError::Missing(model_dir.into()))?;
-    if !meta.is_dir() {
-        return Err(PlanError::NotADirectory(model_dir.into()));
-    }
-    let mut entries = Vec::new();
-    scan(model_dir, model_dir, &prefix_path, &mut entries)?;
-    if !entries
-        .iter()
-        .any(|e| matches!(e.kind, EntryKind::File { .. }))
-    {
-        return Err(PlanError::Empty(model_dir.into()));
-    }
-    Ok(assign(entries, &prefix_path, threshold))
-}
-
-/// Plans the layers for the files of a Hub repo (as listed at one commit), exactly as
-/// [`plan_layers`] plans the directory fetch-model would make of them: the same entries in the
-/// same order, so the image digest is the same either way.
-pub fn plan_hub_layers(
-    files: &[modelcar_shared::hub::RepoEntry],
-    prefix: &str,
-    threshold: u64,
-) -> Result<Vec<LayerPlan>, PlanError> {
-    let prefix_path = image_prefix(prefix)?;
-    if files.is_empty() {
-        return Err(PlanError::NoHubFiles);
-    }
-    let mut tree = HubDir::default();
-    for file in files {
-        if !modelcar_shared::hub::is_safe_path(&file.path) {
-            return Err(PlanError::BadHubPath(file.path.clone()));
-        }
-        tree.insert(&file.path, file)?;
-    }
-    let mut entries = Vec::new();
-    tree.walk(&prefix_path, &mut entries);
-    Ok(assign(entries, &prefix_path, threshold))
-}
-
-/// A repo's paths as a tree, children sorted by name as [`scan`] sorts a directory's.
-#[derive(Default)]
-struct HubDir {
-    children: std::collections::BTreeMap<String, HubNode>,
-}
-
-enum HubNode {
-    Dir(HubDir),
-    File(modelcar_shared::hub::RepoEntry),
-}
-
-impl HubDir {
-    fn insert(
-        &mut self,
-        path: &str,
-        file: &modelcar_shared::hub::RepoEntry,
-    ) -> Result<(), PlanError> {
-        // A file where a directory is, or twice: the path is already known to be safe.
-        let bad = || PlanError::BadHubPath(file.path.clone());
-        let (first, rest) = match path.split_once('/') {
-            Some((first, rest)) => (first, Some(rest)),
-            None => (path, None),
-        };
-        match rest {
-            None => match self
-                .children
-                .insert(first.into(), HubNode::File(file.clone()))
-            {
-                None => Ok(()),
-                Some(_) => Err(bad()),
-            },
-            Some(rest) => {
-                let node = self
-                    .children
-                    .entry(first.into())
-                    .or_insert_with(|| HubNode::Dir(HubDir::default()));
-                match node {
-                    HubNode::Dir(dir) => dir.insert(rest, file),
-                    HubNode::File(_) => Err(bad()),
-                }
-            }
-        }
-    }
-
-    fn walk(&self, image_dir: &Path, out: &mut Vec<Entry>) {
-        for (name, node) in &self.children {
-            let image_path = image_dir.join(name);
-            match node {
-                HubNode::Dir(dir) => {
-                    out.push(Entry {
-                        image_path: image_path.clone(),
-                        kind: EntryKind::Dir,
-                    });
-                    dir.walk(&image_path, out);
-                }
-                HubNode::File(file) => out.push(Entry {
-                    image_path,
-                    kind: EntryKind::HubFile {
-                        repo_path: file.path.clone(),
-                        size: file.size,
-                        lfs_sha256: file.lfs_sha256.clone(),
-                        hub_id: file.lfs_sha256.clone().unwrap_or_else(|| file.oid.clone()),
-                    },
-                }),
-            }
-        }
-    }
+    ModelTree::scan_dir(model_dir, prefix)?.layers(&LayerRules::unlimited(threshold))
 }
 
 /// `/models` -> `models`; `/` -> `` (the image root).
@@ -215,163 +203,27 @@ fn image_prefix(prefix: &str) -> Result<PathBuf, PlanError> {
     Ok(path.components().skip(1).collect())
 }
 
-/// Depth-first, sorted by file name at every level, so the layer order is the same on any machine.
-fn scan(root: &Path, dir: &Path, image_dir: &Path, out: &mut Vec<Entry>) -> Result<(), PlanError> {
-    let unreadable = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| PlanError::Unreadable { path, source }
-    };
-    let mut children: Vec<_> = fs::read_dir(dir)
-        .map_err(unreadable(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(unreadable(dir))?;
-    children.sort_by_key(|e| e.file_name());
-    for child in children {
-        let path = child.path();
-        let image_path = image_dir.join(child.file_name());
-        let meta = fs::symlink_metadata(&path).map_err(unreadable(&path))?;
-        let kind = if meta.is_dir() {
-            out.push(Entry {
-                image_path: image_path.clone(),
-                kind: EntryKind::Dir,
-            });
-            scan(root, &path, &image_path, out)?;
-            continue;
-        } else if meta.file_type().is_symlink() {
-            EntryKind::Symlink {
-                target: checked_link_target(root, &path)?,
-            }
-        } else if meta.is_file() {
-            // Open it now: a permission problem must stop the run before anything is pushed.
-            fs::File::open(&path).map_err(unreadable(&path))?;
-            EntryKind::File {
-                source: path.clone(),
-                size: meta.len(),
-                identity: FileIdentity {
-                    size: meta.len(),
-                    mtime_ns: i128::from(meta.mtime()) * 1_000_000_000
-                        + i128::from(meta.mtime_nsec()),
-                    inode: meta.ino(),
-                    device: meta.dev(),
-                },
-            }
-        } else {
-            return Err(PlanError::Special(path));
-        };
-        out.push(Entry { image_path, kind });
-    }
-    Ok(())
-}
-
-/// A symlink's target, if it stays inside the model directory once resolved lexically from
-/// the link's own directory. Absolute targets are refused: in the image they would resolve
-/// against the image root, not the model directory.
-fn checked_link_target(root: &Path, link: &Path) -> Result<PathBuf, PlanError> {
-    let target = fs::read_link(link).map_err(|source| PlanError::Unreadable {
-        path: link.into(),
-        source,
-    })?;
-    let escapes = || PlanError::SymlinkEscapes {
-        path: link.into(),
-        target: target.clone(),
-        root: root.into(),
-    };
-    if target.is_absolute() {
-        return Err(escapes());
-    }
-    let link_dir = link
-        .parent()
-        .and_then(|p| p.strip_prefix(root).ok())
-        .ok_or_else(escapes)?;
-    let mut depth: Vec<_> = link_dir.components().collect();
-    for component in target.components() {
-        match component {
-            Component::ParentDir => {
-                depth.pop().ok_or_else(escapes)?;
-            }
-            Component::Normal(_) => depth.push(component),
-            _ => {}
+impl Entry {
+    /// A file's size; `None` for a directory or symlink.
+    pub fn file_size(&self) -> Option<u64> {
+        match self.kind {
+            EntryKind::File { size, .. } | EntryKind::HubFile { size, .. } => Some(size),
+            _ => None,
         }
     }
-    Ok(target)
-}
-
-/// Splits the scanned entries into layers: the small-files layer (every directory, small file
-/// and symlink) first, then one layer per large file. Each layer also carries the directory
-/// entries above its files, so it unpacks with the right modes on its own.
-fn assign(entries: Vec<Entry>, prefix: &Path, threshold: u64) -> Vec<LayerPlan> {
-    let prefix_dirs = ancestors_of(prefix, Path::new(""));
-    let mut small = LayerPlan {
-        title: format!("/{}", prefix.display()),
-        entries: prefix_dirs.clone(),
-    };
-    if !prefix.as_os_str().is_empty() {
-        small.entries.push(Entry {
-            image_path: prefix.into(),
-            kind: EntryKind::Dir,
-        });
-    }
-    let mut large = Vec::new();
-    for entry in entries {
-        match &entry.kind {
-            EntryKind::File { size, .. } | EntryKind::HubFile { size, .. }
-                if *size >= threshold =>
-            {
-                let mut layer_entries = prefix_dirs.clone();
-                let parent = entry.image_path.parent().unwrap_or(Path::new(""));
-                layer_entries.extend(ancestors_of(parent, Path::new("")));
-                if !parent.as_os_str().is_empty() {
-                    layer_entries.push(Entry {
-                        image_path: parent.into(),
-                        kind: EntryKind::Dir,
-                    });
-                }
-                layer_entries.dedup();
-                large.push(LayerPlan {
-                    title: format!("/{}", entry.image_path.display()),
-                    entries: {
-                        layer_entries.push(entry);
-                        layer_entries
-                    },
-                });
-            }
-            _ => small.entries.push(entry),
-        }
-    }
-    std::iter::once(small).chain(large).collect()
-}
-
-/// Directory entries for every proper ancestor of `path` (not `path` itself), outermost first.
-fn ancestors_of(path: &Path, stop: &Path) -> Vec<Entry> {
-    let mut dirs: Vec<Entry> = path
-        .ancestors()
-        .skip(1)
-        .filter(|p| !p.as_os_str().is_empty() && *p != stop)
-        .map(|p| Entry {
-            image_path: p.into(),
-            kind: EntryKind::Dir,
-        })
-        .collect();
-    dirs.reverse();
-    dirs
 }
 
 impl LayerPlan {
     /// Bytes of file content in this layer.
     pub fn content_bytes(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|e| match e.kind {
-                EntryKind::File { size, .. } | EntryKind::HubFile { size, .. } => size,
-                _ => 0,
-            })
-            .sum()
+        self.entries.iter().filter_map(Entry::file_size).sum()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::symlink;
 
     fn paths(layer: &LayerPlan) -> Vec<String> {
@@ -480,5 +332,132 @@ mod tests {
             plan_layers(&tmp.path().join("f"), "/models", 1),
             Err(PlanError::NotADirectory(_))
         ));
+    }
+
+    /// `n` files of `size` bytes, half of them in a sub-directory.
+    fn shards(n: usize, size: usize) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        fs::write(tmp.path().join("config.json"), b"{}").unwrap();
+        for i in 0..n {
+            let dir = if i % 2 == 0 { "" } else { "sub/" };
+            let name = format!("{dir}shard-{i:03}.bin");
+            fs::write(tmp.path().join(name), vec![i as u8; size]).unwrap();
+        }
+        tmp
+    }
+
+    fn layers(tmp: &tempfile::TempDir, rules: &LayerRules) -> Result<Vec<LayerPlan>, PlanError> {
+        ModelTree::scan_dir(tmp.path(), "/models")?.layers(rules)
+    }
+
+    fn budget(max_layers: usize, max_layer_size: Option<u64>) -> LayerRules {
+        LayerRules {
+            threshold: 10,
+            max_layers,
+            max_layer_size: max_layer_size.map(|bytes| SizeLimit {
+                bytes,
+                origin: "--max-layer-size".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn beyond_the_budget_large_files_share_layers_with_their_dirs() {
+        let tmp = shards(200, 100);
+        let plans = layers(&tmp, &budget(99, None)).unwrap();
+        assert_eq!(plans.len(), 99);
+        let files: Vec<usize> = plans[1..]
+            .iter()
+            .map(|l| l.entries.iter().filter(|e| e.file_size().is_some()).count())
+            .collect();
+        assert_eq!(files.iter().sum::<usize>(), 200);
+        assert!(files.iter().all(|&f| f == 2 || f == 3), "{files:?}");
+        // Path order: the top-level shards, then those under sub/; each layer lists a
+        // directory once, before its files.
+        assert_eq!(
+            paths(&plans[1]),
+            ["models", "models/shard-000.bin", "models/shard-002.bin"]
+        );
+        assert_eq!(
+            plans[1].title,
+            "/models/shard-000.bin .. /models/shard-002.bin"
+        );
+        for layer in &plans {
+            let listed = paths(layer);
+            for (i, path) in listed.iter().enumerate() {
+                assert!(!listed[..i].contains(path), "{path} twice in {listed:?}");
+                if let Some((parent, _)) = path.rsplit_once('/') {
+                    assert!(listed[..i].iter().any(|p| p == parent), "{listed:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn within_the_budget_nothing_changes() {
+        let tmp = shards(20, 100);
+        let unlimited = layers(&tmp, &LayerRules::unlimited(10)).unwrap();
+        assert_eq!(layers(&tmp, &budget(21, None)).unwrap(), unlimited);
+        assert_eq!(layers(&tmp, &budget(20, None)).unwrap().len(), 20);
+    }
+
+    #[test]
+    fn a_file_above_the_size_limit_is_named() {
+        let tmp = shards(4, 100);
+        fs::write(tmp.path().join("sub/huge.gguf"), vec![0u8; 1000]).unwrap();
+        let err = layers(&tmp, &budget(100, Some(999))).unwrap_err();
+        assert!(matches!(err, PlanError::FileTooLarge { .. }), "{err}");
+        let message = err.to_string();
+        for part in [
+            "/models/sub/huge.gguf",
+            "1000 B",
+            "999 B",
+            "--max-layer-size",
+            "--exclude",
+        ] {
+            assert!(message.contains(part), "{part:?} not in {message}");
+        }
+    }
+
+    #[test]
+    fn packing_that_cannot_keep_the_size_limit_is_refused() {
+        let tmp = shards(10, 100 << 10);
+        // Ten 100 KiB files in 3 layers need more than 300 KiB a layer.
+        let err = layers(&tmp, &budget(4, Some(300 << 10))).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::CannotPack {
+                    files: 10,
+                    layers: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(layers(&tmp, &budget(4, Some(600 << 10))).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_budget_with_no_room_for_large_files_is_refused() {
+        let tmp = shards(3, 100);
+        let err = layers(&tmp, &budget(1, None)).unwrap_err();
+        assert!(
+            matches!(err, PlanError::NoLayerLeft { max_layers: 1 }),
+            "{err}"
+        );
+        assert!(matches!(
+            layers(&tmp, &budget(0, None)),
+            Err(PlanError::NoLayerLeft { max_layers: 0 })
+        ));
+        let small_only = layers(
+            &tmp,
+            &LayerRules {
+                threshold: 1000,
+                ..budget(1, None)
+            },
+        );
+        assert_eq!(small_only.unwrap().len(), 1);
     }
 }

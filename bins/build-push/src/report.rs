@@ -46,7 +46,8 @@ pub struct ArtifactReport {
 pub struct LayerReport {
     pub digest: String,
     pub size: u64,
-    /// The file (or, for the small-files layer, the directory) the layer holds; none for base layers.
+    /// The file the layer holds (`FIRST .. LAST` for files packed together, the directory for
+    /// the small-files layer); none for base layers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     pub sent: bool,

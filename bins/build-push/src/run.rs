@@ -23,8 +23,9 @@ use crate::base::{self, BaseError, BaseImage};
 use crate::cache::{layer_key, DigestCache};
 use crate::hub_source::{self, HubSource, HubSpec};
 use crate::image::{config_json, manifest_json, ImageInfo};
+use crate::limits::layer_size_limit;
 use crate::modelpack;
-use crate::plan::{plan_hub_layers, plan_layers, LayerPlan, PlanError};
+use crate::plan::{LayerPlan, LayerRules, ModelTree, PlanError};
 use crate::report::{ArtifactReport, DestinationReport, LayerReport, PushReport};
 use crate::send::{send_layers, DestLayers};
 use crate::tar_layout::{layout, TarLayout};
@@ -53,6 +54,11 @@ pub struct Options {
     pub platform: Platform,
     pub prefix: String,
     pub layer_threshold: u64,
+    /// Layers the whole image may have, the base's included.
+    pub max_layers: usize,
+    /// `--max-layer-size`: the most bytes a layer may hold (default: the destinations'
+    /// documented limits, see [`layer_size_limit`]).
+    pub max_layer_size: Option<u64>,
     pub upload_method: UploadMethod,
     pub jobs: usize,
     pub user: String,
@@ -118,12 +124,13 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
         Some(ws) => ws.metadata()?.read()?,
         None => Metadata::default(),
     };
-    let (layers, hub) = plan_model(&opts).await?;
+    let (tree, hub) = scan_model(&opts).await?;
     let cache = match &opts.cache_path {
         Some(path) => DigestCache::load(path.clone()),
         None => DigestCache::disabled(),
     };
     let base = base::resolve(&opts.base, &opts.platform, &opts.base_connect).await?;
+    let layers = plan_model(&opts, tree, base.layers.len())?;
     let mount_from: Vec<String> = base
         .source
         .iter()
@@ -254,23 +261,48 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
     Ok(report)
 }
 
-async fn plan_model(opts: &Options) -> Result<(Vec<ModelLayer>, Option<HubSource>), BuildError> {
-    let (prefix, threshold) = (opts.prefix.clone(), opts.layer_threshold);
-    let (plans, hub) = match &opts.source {
+/// The model's entries, read (a directory's metadata, or the Hub's file list) before anything
+/// goes out, so a missing directory or an unreadable file stops the run at once.
+async fn scan_model(opts: &Options) -> Result<(ModelTree, Option<HubSource>), BuildError> {
+    let prefix = opts.prefix.clone();
+    match &opts.source {
         ModelSource::Dir(dir) => {
             let dir = dir.clone();
-            let plans = tokio::task::spawn_blocking(move || plan_layers(&dir, &prefix, threshold))
+            let tree = tokio::task::spawn_blocking(move || ModelTree::scan_dir(&dir, &prefix))
                 .await
                 .expect("the planner does not panic")?;
-            (plans, None)
+            Ok((tree, None))
         }
         ModelSource::Hub(input) => {
             let listing = hub_source::list(&input.spec, &input.options, &input.rules).await?;
-            let plans = plan_hub_layers(&listing.files, &prefix, threshold)?;
-            (plans, Some(listing.source))
+            let tree = ModelTree::from_hub(&listing.files, &prefix)?;
+            Ok((tree, Some(listing.source)))
         }
+    }
+}
+
+/// The model's layers within the layer budget the base leaves and the layer size limit, each
+/// laid out as a tar stream; a layer over the limit stops the run before its first byte.
+fn plan_model(
+    opts: &Options,
+    tree: ModelTree,
+    base_layers: usize,
+) -> Result<Vec<ModelLayer>, BuildError> {
+    let rules = LayerRules {
+        threshold: opts.layer_threshold,
+        max_layers: opts.max_layers.saturating_sub(base_layers),
+        max_layer_size: layer_size_limit(opts.max_layer_size, &opts.dests),
     };
-    let layers = plans
+    let large_files = tree.large_files(rules.threshold);
+    let plans = tree.layers(&rules)?;
+    if plans.len() <= large_files {
+        tracing::info!(
+            "{large_files} large files packed into {} layers (--max-layers {} less {base_layers} of the base)",
+            plans.len() - 1,
+            opts.max_layers,
+        );
+    }
+    plans
         .into_iter()
         .map(|plan| {
             let layout =
@@ -278,6 +310,16 @@ async fn plan_model(opts: &Options) -> Result<(Vec<ModelLayer>, Option<HubSource
                     title: plan.title.clone(),
                     source,
                 })?;
+            if let Some(limit) = &rules.max_layer_size {
+                if layout.size > limit.bytes {
+                    return Err(PlanError::LayerTooLarge {
+                        title: plan.title,
+                        size: layout.size,
+                        limit: limit.clone(),
+                    }
+                    .into());
+                }
+            }
             let cache_key = layer_key(&plan, opts.source_date_epoch);
             Ok(ModelLayer {
                 plan,
@@ -285,8 +327,7 @@ async fn plan_model(opts: &Options) -> Result<(Vec<ModelLayer>, Option<HubSource
                 cache_key,
             })
         })
-        .collect::<Result<_, BuildError>>()?;
-    Ok((layers, hub))
+        .collect()
 }
 
 /// Labels and annotations: provenance from the metadata file, then what the user gave (which wins).

@@ -20,6 +20,8 @@ pub fn build_options(model: &Path, dest: &str, platform: &str) -> build_push::Op
         platform: Platform::parse(platform).unwrap(),
         prefix: "/models".into(),
         layer_threshold: MIB,
+        max_layers: build_push::limits::DEFAULT_MAX_LAYERS,
+        max_layer_size: None,
         upload_method: UploadMethod::Streamed,
         jobs: 2,
         user: "1001".into(),
