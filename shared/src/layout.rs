@@ -9,6 +9,9 @@ use crate::perms::create_shared_dir_all;
 /// The environment variable behind every binary's `--workspace` flag.
 pub const WORKSPACE_ENV: &str = "MODELCAR_WORKSPACE";
 
+/// The name of modelcar's own state directory in the workspace, `<ws>/.modelcar`.
+pub const STATE_DIR_NAME: &str = ".modelcar";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
     #[error(
@@ -57,7 +60,7 @@ impl Workspace {
 
     /// `<ws>/.modelcar`: modelcar's own state.
     pub fn state_dir(&self) -> PathBuf {
-        self.root.join(".modelcar")
+        self.root.join(STATE_DIR_NAME)
     }
 
     /// `<ws>/.modelcar/metadata.json`: the publish metadata (`docs/design.md`, "The metadata file").

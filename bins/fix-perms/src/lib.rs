@@ -2,6 +2,7 @@
 //! (`docs/design.md`, "Permissions"): one group everywhere, directories 2775, files group read-write.
 //! Symlinks are never followed, so nothing outside the tree is ever touched.
 
+pub mod access;
 pub mod entry;
 pub mod policy;
 mod report;
@@ -15,6 +16,7 @@ use nix::fcntl::{open, OFlag};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::sys::stat::{fstat, Mode};
 
+use access::PodGroups;
 use policy::Policy;
 pub use report::{FixReport, RootReport};
 use walk::{Stats, Walker};
@@ -42,6 +44,8 @@ pub enum FixError {
 
 /// Repairs every root in turn. Entries that cannot be fixed are logged and counted in the
 /// report, never fatal: one unreadable directory must not leave the rest of a PVC broken.
+/// Entries this UID may not change but every task can use are left alone (`skipped`); those
+/// the tasks cannot use are `errors`.
 pub fn run(opts: &Options) -> Result<FixReport, FixError> {
     raise_open_file_limit();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -54,6 +58,7 @@ pub fn run(opts: &Options) -> Result<FixReport, FixError> {
             source,
         })?;
     let stats = Stats::default();
+    let pod = PodGroups::of_this_process();
     let mut roots = Vec::new();
     for path in &opts.roots {
         let (fd, root_gid) = match open_root(path) {
@@ -76,6 +81,8 @@ pub fn run(opts: &Options) -> Result<FixReport, FixError> {
             policy: Policy { gid },
             dry_run: opts.dry_run,
             stats: &stats,
+            root: path,
+            pod: &pod,
         };
         pool.install(|| walker.walk(fd, path));
         roots.push(RootReport {
@@ -89,6 +96,7 @@ pub fn run(opts: &Options) -> Result<FixReport, FixError> {
         roots,
         scanned: stats.scanned.into_inner(),
         changed: stats.changed.into_inner(),
+        skipped: stats.skipped.into_inner(),
         errors: stats.errors.into_inner(),
     })
 }

@@ -13,6 +13,13 @@ use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
 /// (x bits kept, set-id bits dropped). Symlinks are never followed: a link's own group is
 /// changed, never its target's, and the walk never leaves the tree. Safe to run again: a
 /// second run changes nothing.
+///
+/// Run as non-root (a restricted pod), it can change only what its UID owns. An entry it may
+/// not change is left as it is, with one warning line, when every task can already use it
+/// (list and create in directories, read model files, read and write `.modelcar/` files,
+/// through the group or others bits), and so is a `lost+found` at a root, which is not
+/// walked. The exit code is 1 only when something the pipeline reads or writes stays
+/// unusable: the error names it.
 #[derive(Debug, Parser)]
 #[command(name = "fix-perms", version)]
 struct Args {
@@ -24,7 +31,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_WORKSPACE", value_name = "WS")]
     workspace: Option<PathBuf>,
 
-    /// Group to give every entry. Default: each DIR's own group (the pod's fsGroup on a PVC).
+    /// Group to give every entry. Default: each DIR's own group (the pod's fsGroup on a PVC;
+    /// give it where the volume root keeps another group, as NFS volumes do).
     #[arg(long, env = "MODELCAR_GID")]
     gid: Option<u32>,
 
@@ -63,7 +71,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     args.common.emit(&report)?;
     if report.errors > 0 {
         bail!(
-            "{} entries could not be read or changed (see the warnings above)",
+            "{} entries could not be read, or stay unusable for the pipeline's tasks (see the errors above)",
             report.errors
         );
     }

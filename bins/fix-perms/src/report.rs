@@ -13,7 +13,11 @@ pub struct FixReport {
     pub scanned: u64,
     /// Entries changed (with `--dry-run`: that would be changed).
     pub changed: u64,
-    /// Entries that could not be read or changed; each is logged on stderr.
+    /// Entries this UID may not change, left as they are because every task can use them
+    /// (or, like `lost+found`, the pipeline does not); each is a warning on stderr.
+    pub skipped: u64,
+    /// Entries that could not be read, or could not be changed and stay unusable for the
+    /// pipeline's tasks; each is an error on stderr.
     pub errors: u64,
 }
 
@@ -43,16 +47,17 @@ impl Report for FixReport {
         } else {
             "changed"
         };
-        let note = if self.changed == 0 && self.errors == 0 {
+        let note = if self.changed == 0 && self.errors == 0 && self.skipped == 0 {
             " (already correct)"
         } else {
             ""
         };
         format!(
-            "{}: scanned {}, {verb} {}{note}, errors {}",
+            "{}: scanned {}, {verb} {}{note}, left as they are {}, errors {}",
             roots.join(", "),
             self.scanned,
             self.changed,
+            self.skipped,
             self.errors
         )
     }

@@ -13,6 +13,7 @@ use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use rayon::prelude::*;
 
+use crate::access::{Need, PodGroups};
 use crate::entry::{apply, Target};
 use crate::policy::{Change, Kind, Policy};
 
@@ -21,6 +22,8 @@ use crate::policy::{Change, Kind, Policy};
 pub struct Stats {
     pub scanned: AtomicU64,
     pub changed: AtomicU64,
+    /// Entries left as they are: not this UID's to change, and usable as they are.
+    pub skipped: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -29,6 +32,9 @@ pub struct Walker<'a> {
     pub policy: Policy,
     pub dry_run: bool,
     pub stats: &'a Stats,
+    /// The root being walked, to tell where an entry is (`lost+found`, `.modelcar`).
+    pub root: &'a Path,
+    pub pod: &'a PodGroups,
 }
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
@@ -46,7 +52,7 @@ impl Walker<'_> {
     }
 
     fn visit_dir(&self, fd: OwnedFd, st: &FileStat, path: &Path) {
-        self.fix(&Target::Dir(&fd), Kind::Dir, st, path);
+        self.fix(&Target::Dir(&fd), Kind::Dir, st, path, Need::Enter);
         let names = match list_names(&fd) {
             Ok(names) => names,
             Err(e) => return self.error(path, "read directory", e),
@@ -63,7 +69,13 @@ impl Walker<'_> {
             Err(Errno::ENOENT) => return, // removed since the directory was read
             Err(e) => return self.error(&path, "stat", e),
         };
+        let target = Target::Entry { parent, name };
         match Kind::from_mode(st.st_mode) {
+            // The filesystem's (fsck puts recovered blocks there; on ext4 it is root's, 0700,
+            // or 2770 after the kubelet's fsGroup pass), never the pipeline's: not walked.
+            Kind::Dir if parent_path == self.root && name == c"lost+found" => {
+                self.fix(&target, Kind::Dir, &st, &path, Need::Nothing)
+            }
             Kind::Dir => match openat(parent, name, DIR_FLAGS, Mode::empty()) {
                 // Stat again through the descriptor: the name may have been replaced meanwhile.
                 Ok(fd) => match fstat(&fd) {
@@ -73,11 +85,16 @@ impl Walker<'_> {
                 Err(Errno::ENOENT) => {}
                 Err(e) => self.error(&path, "open directory", e),
             },
-            kind => self.fix(&Target::Entry { parent, name }, kind, &st, &path),
+            kind => {
+                let below_root = path.strip_prefix(self.root).unwrap_or(&path);
+                self.fix(&target, kind, &st, &path, Need::of(kind, below_root))
+            }
         }
     }
 
-    fn fix(&self, target: &Target<'_>, kind: Kind, st: &FileStat, path: &Path) {
+    /// Brings one entry in line with the policy; what the tasks `need` of it decides whether
+    /// an entry this UID may not change is an error.
+    fn fix(&self, target: &Target<'_>, kind: Kind, st: &FileStat, path: &Path, need: Need) {
         self.stats.scanned.fetch_add(1, Relaxed);
         let perm = st.st_mode & 0o7777;
         let change = self.policy.change_for(kind, perm, st.st_gid);
@@ -85,20 +102,56 @@ impl Walker<'_> {
             return;
         }
         let what = describe(&change, perm, st.st_gid);
-        if self.dry_run {
-            tracing::info!(path = %path.display(), "would change {what}");
-        } else if let Err(e) = apply(target, change) {
-            return self.error(path, "change", e);
-        } else {
-            tracing::debug!(path = %path.display(), "changed {what}");
+        let outcome = match self.dry_run {
+            true if may_change(st) => Ok(()),
+            true => Err(Errno::EPERM),
+            false => apply(target, change),
+        };
+        match outcome {
+            Ok(()) if self.dry_run => tracing::info!(path = %path.display(), "would change {what}"),
+            Ok(()) => tracing::debug!(path = %path.display(), "changed {what}"),
+            Err(e @ (Errno::EPERM | Errno::EACCES | Errno::EROFS)) => {
+                return self.cannot_change(st, path, &what, need, e)
+            }
+            Err(e) => return self.error(path, "change", e),
         }
         self.stats.changed.fetch_add(1, Relaxed);
+    }
+
+    /// An entry this UID may not change: left as it is where the tasks can use it anyway,
+    /// otherwise an error that names it.
+    fn cannot_change(&self, st: &FileStat, path: &Path, what: &str, need: Need, errno: Errno) {
+        let why = format!(
+            "cannot change {what} ({}; owned by uid {})",
+            errno.desc(),
+            st.st_uid
+        );
+        if need.met_by(self.pod.access(st.st_mode & 0o7777, st.st_gid)) {
+            self.stats.skipped.fetch_add(1, Relaxed);
+            let fine = match need {
+                Need::Nothing => "the pipeline does not use it".to_string(),
+                need => format!("every task can already {need}"),
+            };
+            tracing::warn!(path = %path.display(), "left as it is: {why}, and {fine}");
+        } else {
+            self.stats.errors.fetch_add(1, Relaxed);
+            tracing::error!(
+                path = %path.display(),
+                "{why}, and the pipeline's tasks cannot {need}: run fix-perms as its owner or root, or chmod it yourself"
+            );
+        }
     }
 
     fn error(&self, path: &Path, action: &str, errno: Errno) {
         self.stats.errors.fetch_add(1, Relaxed);
         tracing::warn!(path = %path.display(), "cannot {action}: {}", errno.desc());
     }
+}
+
+/// Whether this process may change an entry's mode and group: root, or its owner.
+fn may_change(st: &FileStat) -> bool {
+    let euid = nix::unistd::geteuid();
+    euid.is_root() || euid.as_raw() == st.st_uid
 }
 
 fn list_names(dir: &OwnedFd) -> nix::Result<Vec<CString>> {
