@@ -26,3 +26,47 @@ pub fn client_builder(
     }
     Ok(builder)
 }
+
+/// A body longer than a reader was willing to take.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the answer is larger than {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error(transparent)]
+    Read(#[from] reqwest::Error),
+}
+
+/// The whole body of `response`, refused past `limit` bytes: what a server sends is never
+/// read into memory unbounded (a `Content-Length` over the limit is refused before a byte is
+/// read).
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    limit: u64,
+) -> Result<bytes::Bytes, BodyError> {
+    if response.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(piece) = response.chunk().await? {
+        if body.len() as u64 + piece.len() as u64 > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body.freeze())
+}
+
+/// The first `limit` bytes of the body of `response` (an error answer, shown to the user),
+/// the rest left unread.
+pub async fn read_prefix(mut response: reqwest::Response, limit: usize) -> bytes::Bytes {
+    let mut body = bytes::BytesMut::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(piece)) => {
+                body.extend_from_slice(&piece[..piece.len().min(limit - body.len())])
+            }
+            _ => break,
+        }
+    }
+    body.freeze()
+}

@@ -115,7 +115,10 @@ struct Args {
     #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, value_name = "SIZE")]
     chunk_size: Option<u64>,
 
-    /// Registry credentials USER:PASSWORD for DEST.
+    /// Registry credentials USER:PASSWORD for DEST, sent to the DESTs' registries alone (a
+    /// base image there included; other registries get what the auth file holds
+    /// for them). Prefer the env var or --creds-file to the flag: a flag's value is visible to
+    /// every process on the node.
     #[arg(
         long,
         env = "MODELCAR_CREDS",
@@ -124,7 +127,8 @@ struct Args {
     )]
     creds: Option<String>,
 
-    /// A token used as the password for DEST (e.g. a Kubernetes service-account token); read
+    /// A token used as the password for DEST's registries alone (e.g. a Kubernetes
+    /// service-account token); read
     /// again whenever a new registry token is needed, so a rotated token is picked up.
     #[arg(long, env = "MODELCAR_TOKEN_FILE", value_name = "PATH")]
     token_file: Option<PathBuf>,
@@ -221,10 +225,19 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         .map(|d| DestSpec::parse(d).map_err(|e| UsageError(format!("DEST {d}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
+    // --creds and --token-file speak for the DESTs' registries alone (and a base there).
+    let registries: Vec<&str> = dests
+        .iter()
+        .filter_map(|d| match d {
+            DestSpec::Registry(reference) => Some(reference.registry.as_str()),
+            DestSpec::Layout { .. } => None,
+        })
+        .collect();
     let credentials = CredentialSource::from_flags(
         args.creds.as_deref(),
         args.token_file.clone(),
         args.authfile.clone(),
+        &registries,
     )
     .map_err(|e| UsageError(format!("--creds: {e}")))?;
     let plain_http = args.plain_http.then_some(true);
@@ -235,14 +248,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         insecure: args.insecure,
         retries: args.retries,
     };
-    // The base's registry is usually another one: only the auth files speak for it.
-    let base_connect = ConnectOptions {
-        credentials: CredentialSource {
-            authfile: args.authfile.clone(),
-            ..Default::default()
-        },
-        ..connect.clone()
-    };
+    let base_connect = connect.clone();
     let cache_path = match args.no_cache {
         true => None,
         false => cache_path(args.cache_file.as_ref(), workspace.as_ref())?,

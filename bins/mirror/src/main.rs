@@ -65,7 +65,7 @@ struct Args {
     #[arg(long, env = "MODELCAR_VERIFY_LOCALLY")]
     verify_locally: bool,
 
-    /// Credentials USER:PASSWORD for the source registry.
+    /// Credentials USER:PASSWORD for the source registry, sent to it alone.
     #[arg(
         long,
         env = "MODELCAR_SRC_CREDS",
@@ -83,7 +83,7 @@ struct Args {
     #[arg(long, env = "MODELCAR_SRC_AUTHFILE", value_name = "PATH")]
     src_authfile: Option<PathBuf>,
 
-    /// Credentials USER:PASSWORD for the destination registries.
+    /// Credentials USER:PASSWORD for the destination registries, sent to them alone.
     #[arg(
         long,
         env = "MODELCAR_DEST_CREDS",
@@ -161,19 +161,25 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
         .iter()
         .map(|d| parse(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let side =
-        |creds: &Option<String>, token: &Option<PathBuf>, auth: &Option<PathBuf>, flag: &str| {
-            let credentials =
-                CredentialSource::from_flags(creds.as_deref(), token.clone(), auth.clone())
-                    .map_err(|e| UsageError(format!("{flag}: {e}")))?;
-            Ok::<_, UsageError>(ConnectOptions {
-                credentials,
-                plain_http: args.plain_http.then_some(true),
-                ca_file: args.ca_file.clone(),
-                insecure: args.insecure,
-                retries: args.retries,
-            })
-        };
+    let source_registry = source.registry.clone();
+    let dest_registries: Vec<String> = destinations.iter().map(|d| d.registry.clone()).collect();
+    // Each side's --*-creds and --*-token-file speak for its own registries alone.
+    let side = |creds: &Option<String>,
+                token: &Option<PathBuf>,
+                auth: &Option<PathBuf>,
+                registries: &[&str],
+                flag: &str| {
+        let credentials =
+            CredentialSource::from_flags(creds.as_deref(), token.clone(), auth.clone(), registries)
+                .map_err(|e| UsageError(format!("{flag}: {e}")))?;
+        Ok::<_, UsageError>(ConnectOptions {
+            credentials,
+            plain_http: args.plain_http.then_some(true),
+            ca_file: args.ca_file.clone(),
+            insecure: args.insecure,
+            retries: args.retries,
+        })
+    };
     Ok(mirror::Options {
         source,
         destinations,
@@ -188,12 +194,17 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
             &args.src_creds,
             &args.src_token_file,
             &args.src_authfile,
+            &[source_registry.as_str()],
             "--src-creds",
         )?,
         dest_connect: side(
             &args.dest_creds,
             &args.dest_token_file,
             &args.dest_authfile,
+            &dest_registries
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
             "--dest-creds",
         )?,
         uploads: UploadLog::default_for(workspace.as_ref()),

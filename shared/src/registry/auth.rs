@@ -6,11 +6,17 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::AUTHORIZATION;
+use reqwest::Url;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::credentials::{CredentialSource, Found};
 use super::error::RegistryError;
+use super::reference::is_loopback_host;
+use crate::http::{read_capped, BodyError};
+
+/// The most a token answer may hold: a JWT with many scopes is a few KiB.
+const TOKEN_ANSWER_LIMIT: u64 = 64 << 10;
 
 /// Lifetime of a token whose response gives none (the spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -29,6 +35,8 @@ enum Challenge {
 struct State {
     challenge: Option<Challenge>,
     bearer: Option<Token>,
+    /// A token service this client would not send credentials to, for the error.
+    refused_realm: Option<String>,
     /// Bumped whenever the challenge or the token changes: a 401 to a request sent under an
     /// older generation is answered by retrying, not by giving up (another request in
     /// parallel has already brought the credentials up to date).
@@ -53,6 +61,8 @@ struct Token {
 #[derive(Debug)]
 pub struct Auth {
     registry: String,
+    /// The registry's own URL: whether a token service over plain http may be trusted.
+    registry_url: Url,
     /// `registry/repository`, for looking up repository-scoped auth file entries.
     name: String,
     scopes: Vec<String>,
@@ -63,12 +73,14 @@ pub struct Auth {
 impl Auth {
     pub fn new(
         registry: String,
+        registry_url: Url,
         name: String,
         scopes: Vec<String>,
         credentials: CredentialSource,
     ) -> Self {
         Self {
             registry,
+            registry_url,
             name,
             scopes,
             credentials,
@@ -115,6 +127,13 @@ impl Auth {
             return true;
         }
         let retry = match www_authenticate.and_then(parse_challenge) {
+            // Not taken, and the request sent again without credentials: a proxy or a
+            // misconfigured registry may answer the next one with its real token service.
+            Some(Challenge::Bearer { realm, .. }) if !self.realm_allowed(&realm) => {
+                tracing::warn!(registry = %self.registry, %realm, "not sending credentials to this token service: it is neither https nor the registry's own loopback host");
+                state.refused_realm = Some(realm);
+                return true;
+            }
             Some(c) if state.challenge.as_ref() != Some(&c) => {
                 state.challenge = Some(c);
                 state.bearer = None;
@@ -128,6 +147,30 @@ impl Auth {
             state.generation += 1;
         }
         retry
+    }
+
+    /// The token service this client refused to send credentials to, if any.
+    pub async fn refused_realm(&self) -> Option<String> {
+        self.state.lock().await.refused_realm.clone()
+    }
+
+    /// Whether credentials may go to the token service at `realm`: over https (it is often
+    /// another host: Docker Hub's auth.docker.io), or over plain http only on the registry's
+    /// own host when the registry is itself plain http on this machine.
+    fn realm_allowed(&self, realm: &str) -> bool {
+        let Ok(url) = Url::parse(realm) else {
+            return false;
+        };
+        let registry = &self.registry_url;
+        match url.scheme() {
+            "https" => true,
+            "http" => {
+                registry.scheme() == "http"
+                    && url.host_str() == registry.host_str()
+                    && registry.host_str().is_some_and(is_loopback_host)
+            }
+            _ => false,
+        }
     }
 
     /// Where the credentials in use came from, for error messages.
@@ -155,6 +198,12 @@ impl Auth {
     ) -> Result<Token, RegistryError> {
         let started = Instant::now();
         let action = format!("token request to {realm}");
+        if !self.realm_allowed(realm) {
+            return Err(RegistryError::UnsafeRealm {
+                registry: self.registry.clone(),
+                realm: realm.into(),
+            });
+        }
         let mut url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Protocol {
             registry: self.registry.clone(),
             action: action.clone(),
@@ -206,7 +255,17 @@ impl Auth {
                 });
             }
         }
-        let body = response.bytes().await.map_err(unreachable)?;
+        let body = match read_capped(response, TOKEN_ANSWER_LIMIT).await {
+            Ok(body) => body,
+            Err(BodyError::Read(source)) => return Err(unreachable(source)),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(RegistryError::TooLarge {
+                    registry: self.registry.clone(),
+                    action,
+                    limit,
+                })
+            }
+        };
         if !status.is_success() {
             return Err(RegistryError::status(
                 &self.registry,

@@ -16,6 +16,13 @@ use super::auth::Auth;
 use super::credentials::CredentialSource;
 use super::error::RegistryError;
 use super::reference::Reference;
+use crate::http::{read_capped, read_prefix, BodyError};
+
+/// The most a manifest or index may hold, as registries cap them (distribution's
+/// `maxManifestBodySize`, 4 MiB).
+pub const MANIFEST_LIMIT: u64 = 4 << 20;
+/// The most of an error answer that is read, to show the user.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// Pause before the first retry of a transient failure; it doubles with each retry.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -116,6 +123,7 @@ impl RegistryClient {
         })?;
         let auth = Auth::new(
             reference.registry.clone(),
+            repo_url.clone(),
             reference.name(),
             scopes,
             opts.credentials.clone(),
@@ -130,6 +138,12 @@ impl RegistryClient {
                 refuses_ranges: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Whether `url` is on this registry's own origin (scheme, host and port): the only place
+    /// an upload may be sent, with credentials, whatever a server or a file names.
+    pub fn is_own_origin(&self, url: &Url) -> bool {
+        url.origin() == self.inner.repo_url.origin()
     }
 
     /// Whether `other` is served by the same registry, so blobs can be mounted between them.
@@ -232,11 +246,26 @@ impl RegistryClient {
             return Err(self.unexpected(&action, status, resp).await);
         }
         let header = header_str(resp.headers(), CONTENT_TYPE).unwrap_or_default();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.unreachable(&action, e))?;
+        let bytes = match read_capped(resp, MANIFEST_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::Read(e)) => return Err(self.unreachable(&action, e)),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(RegistryError::TooLarge {
+                    registry: self.registry().into(),
+                    action,
+                    limit,
+                })
+            }
+        };
         let digest = crate::digest::sha256_digest(&bytes);
+        // Asked for by digest: the bytes must be the ones that digest names.
+        if tag_or_digest.starts_with("sha256:") && digest != tag_or_digest {
+            return Err(RegistryError::Protocol {
+                registry: self.registry().into(),
+                action,
+                detail: format!("the manifest's bytes have digest {digest}: refused"),
+            });
+        }
         Ok(RawManifest {
             media_type: manifest_media_type(&header, &bytes),
             bytes,
@@ -322,7 +351,7 @@ impl RegistryClient {
                         attempt -= 1;
                         continue;
                     }
-                    return Err(self.rejected(action));
+                    return Err(self.rejected(action).await);
                 }
                 Ok(resp) if resp.status() == StatusCode::FORBIDDEN => {
                     return Err(RegistryError::Denied {
@@ -357,7 +386,13 @@ impl RegistryClient {
         }
     }
 
-    pub(super) fn rejected(&self, action: &str) -> RegistryError {
+    pub(super) async fn rejected(&self, action: &str) -> RegistryError {
+        if let Some(realm) = self.inner.auth.refused_realm().await {
+            return RegistryError::UnsafeRealm {
+                registry: self.registry().into(),
+                realm,
+            };
+        }
         match self.inner.auth.credential_source() {
             Some(credential_source) => RegistryError::Unauthorized {
                 registry: self.registry().into(),
@@ -376,7 +411,7 @@ impl RegistryClient {
         status: StatusCode,
         resp: Response,
     ) -> RegistryError {
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_prefix(resp, ERROR_BODY_LIMIT).await;
         RegistryError::status(self.registry(), action, status, &body)
     }
 }

@@ -1,6 +1,9 @@
 //! Where registry credentials come from (`docs/design.md`, "Registries"), in priority order:
 //! `--creds USER:PASS`, `--token-file PATH` (a Kubernetes service-account token, re-read on
-//! every use so a rotated token is picked up), then the docker/podman auth files.
+//! every use so a rotated token is picked up), then the docker/podman auth files. The first
+//! two go only to the registry they were given for, as an auth file's entry goes only to its
+//! own registry: a pipeline's robot credentials must never reach a registry an image, a
+//! workspace file or a server's answer names.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,14 +81,19 @@ pub struct CredentialSource {
     pub token_file: Option<PathBuf>,
     /// `--authfile`; when unset, the standard locations are searched.
     pub authfile: Option<PathBuf>,
+    /// The registries (`host[:port]`) `creds` and `token_file` are for; other registries get
+    /// only what the auth files hold for them.
+    pub explicit_for: Vec<String>,
 }
 
 impl CredentialSource {
-    /// From the command line's `--creds USER:PASSWORD`, `--token-file`, `--authfile`.
+    /// From the command line's `--creds USER:PASSWORD`, `--token-file`, `--authfile`, the
+    /// first two for `registries` alone.
     pub fn from_flags(
         creds: Option<&str>,
         token_file: Option<PathBuf>,
         authfile: Option<PathBuf>,
+        registries: &[&str],
     ) -> Result<Self, String> {
         let creds = match creds {
             Some(c) => Some(Basic::parse(c).ok_or("credentials must be USER:PASSWORD")?),
@@ -95,19 +103,22 @@ impl CredentialSource {
             creds,
             token_file,
             authfile,
+            explicit_for: registries.iter().map(|r| r.to_string()).collect(),
         })
     }
 
     /// Credentials for `name` (`registry/repository`) on `registry`, read now.
     pub fn lookup(&self, registry: &str, name: &str) -> Result<Option<Found>, CredentialError> {
-        if let Some(basic) = &self.creds {
-            return Ok(Some(Found {
-                basic: basic.clone(),
-                source: "--creds".into(),
-            }));
-        }
-        if let Some(path) = &self.token_file {
-            return read_token_file(path).map(Some);
+        if self.explicit_for.iter().any(|r| r == registry) {
+            if let Some(basic) = &self.creds {
+                return Ok(Some(Found {
+                    basic: basic.clone(),
+                    source: "--creds".into(),
+                }));
+            }
+            if let Some(path) = &self.token_file {
+                return read_token_file(path).map(Some);
+            }
         }
         let files = match &self.authfile {
             Some(path) => vec![path.clone()],
@@ -304,6 +315,7 @@ mod tests {
         std::fs::write(&path, "first\n").unwrap();
         let src = CredentialSource {
             token_file: Some(path.clone()),
+            explicit_for: vec!["r".into()],
             ..Default::default()
         };
         assert_eq!(
@@ -353,5 +365,32 @@ mod tests {
             !format!("{b:?}").contains("pa:ss"),
             "Debug must not print the password"
         );
+    }
+
+    #[test]
+    fn creds_and_token_files_go_only_to_their_registry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let token = tmp.path().join("token");
+        std::fs::write(&token, "sa-token").unwrap();
+        let enc = BASE64_STANDARD.encode("other:from-file");
+        let authfile = auth_file(
+            tmp.path(),
+            &format!(r#"{{"auths":{{"other.example":{{"auth":"{enc}"}}}}}}"#),
+        );
+        for (creds, token_file) in [(Some("bob:s3cret"), None), (None, Some(token.clone()))] {
+            let src = CredentialSource::from_flags(
+                creds,
+                token_file,
+                Some(authfile.clone()),
+                &["quay.io", "registry.example:5000"],
+            )
+            .unwrap();
+            let found = |reg: &str| src.lookup(reg, &format!("{reg}/x")).unwrap();
+            assert!(found("quay.io").is_some_and(|f| f.basic.user != "other"));
+            assert!(found("registry.example:5000").is_some());
+            assert_eq!(found("quay.io:443"), None, "another origin");
+            assert_eq!(found("evil.example"), None);
+            assert_eq!(found("other.example").unwrap().basic.user, "other");
+        }
     }
 }

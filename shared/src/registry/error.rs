@@ -76,6 +76,28 @@ pub enum RegistryError {
         credential_source: String,
         retry_after: Option<u64>,
     },
+    #[error(
+        "registry {registry} gave {location} as the place for the upload ({action}), outside its \
+         own origin {origin}: refused, so that neither credentials nor model bytes go there"
+    )]
+    ForeignLocation {
+        registry: String,
+        action: String,
+        location: String,
+        origin: String,
+    },
+    #[error(
+        "registry {registry} asks for a token from {realm}: refused, so that no credential goes \
+         there (a token service must be https; plain http only on the registry's own host when \
+         that is a plain-http registry on this machine)"
+    )]
+    UnsafeRealm { registry: String, realm: String },
+    #[error("registry {registry} sent more than {limit} bytes for {action}: refused, and nothing read past that")]
+    TooLarge {
+        registry: String,
+        action: String,
+        limit: u64,
+    },
     #[error("registry {registry} sent an invalid answer to {action}: {detail}")]
     Protocol {
         registry: String,

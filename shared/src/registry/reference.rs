@@ -82,7 +82,7 @@ impl Reference {
             Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
             _ => &self.registry,
         };
-        matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.")
+        is_loopback_host(host)
     }
 
     /// The tag, or the digest, or `latest`: what `GET /v2/<repo>/manifests/<ref>` asks for.
@@ -165,6 +165,16 @@ fn valid_path_component(c: &str) -> bool {
         && separators_ok
 }
 
+/// `localhost`, or a loopback address (`127.0.0.0/8`, `::1`, bracketed or not): never a name
+/// that merely starts like one (`127.evil.example`).
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +216,25 @@ mod tests {
         assert_eq!(r.api_host(), "registry-1.docker.io");
         assert!(!r.is_localhost());
         assert_eq!(parse("quay.io/org/m").api_host(), "quay.io");
+    }
+
+    #[test]
+    fn only_loopback_hosts_count_as_localhost() {
+        for host in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.0.0.2",
+            "[::1]:5000",
+        ] {
+            assert!(parse(&format!("{host}/m")).is_localhost(), "{host}");
+        }
+        for host in [
+            "127.evil.example",
+            "127.0.0.1.nip.io:5000",
+            "localhost.evil.example",
+        ] {
+            assert!(!parse(&format!("{host}/m")).is_localhost(), "{host}");
+        }
     }
 
     #[test]

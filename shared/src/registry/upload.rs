@@ -48,13 +48,28 @@ impl RegistryClient {
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(None),
-            StatusCode::ACCEPTED => Ok(Some(self.session_from(&action, &resp, 0)?)),
+            StatusCode::ACCEPTED => match self.session_from(&action, &resp, 0) {
+                Ok(session) => Ok(Some(session)),
+                Err(RegistryError::ForeignLocation { .. }) => Ok(Some(self.start_upload().await?)),
+                Err(other) => Err(other),
+            },
             status => Err(self.unexpected(&action, status, resp).await),
         }
     }
 
-    /// Opens an upload session.
+    /// Opens an upload session. An answer placing the upload outside the registry's origin
+    /// is not followed: the registry is asked once more, then the run stops.
     pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
+        match self.start_upload_once().await {
+            Err(RegistryError::ForeignLocation { location, .. }) => {
+                tracing::warn!(registry = %self.registry(), %location, "the registry placed an upload outside its own origin: not followed, asking again");
+                self.start_upload_once().await
+            }
+            other => other,
+        }
+    }
+
+    async fn start_upload_once(&self) -> Result<UploadSession, RegistryError> {
         let url = self.url("blobs/uploads/");
         let action = "start blob upload";
         let resp = self
@@ -105,7 +120,7 @@ impl RegistryClient {
                 // `Range` lags (aws/containers-roadmap #2831). A registry that kept less fails
                 // the digest on commit, and the blob is sent again.
                 session.offset = end + 1;
-                if let Some(location) = self.location_in(&resp) {
+                if let Some(location) = self.location_in(&action, &resp)? {
                     session.location = location;
                 }
                 Ok(())
@@ -139,7 +154,7 @@ impl RegistryClient {
                     .unwrap_or(0);
                 session.offset = held;
                 // Quay's answer has no Location: the one we had stays good.
-                if let Some(location) = self.location_in(&resp) {
+                if let Some(location) = self.location_in(action, &resp)? {
                     session.location = location;
                 }
                 Ok(Some(held))
@@ -251,7 +266,7 @@ impl RegistryClient {
         offset: u64,
     ) -> Result<UploadSession, RegistryError> {
         let location = self
-            .location_in(resp)
+            .location_in(action, resp)?
             .ok_or_else(|| RegistryError::Protocol {
                 registry: self.registry().into(),
                 action: action.into(),
@@ -267,9 +282,23 @@ impl RegistryClient {
         })
     }
 
-    /// The answer's `Location`, resolved against the registry (it may be relative).
-    fn location_in(&self, resp: &Response) -> Option<Url> {
-        let location = header_str(resp.headers(), LOCATION)?;
-        self.inner().repo_url.join(&location).ok()
+    /// The answer's `Location`, resolved against the registry (it may be relative); one
+    /// outside the registry's origin is an error, never followed.
+    fn location_in(&self, action: &str, resp: &Response) -> Result<Option<Url>, RegistryError> {
+        let Some(location) = header_str(resp.headers(), LOCATION) else {
+            return Ok(None);
+        };
+        let Ok(url) = self.inner().repo_url.join(&location) else {
+            return Ok(None);
+        };
+        if !self.is_own_origin(&url) {
+            return Err(RegistryError::ForeignLocation {
+                registry: self.registry().into(),
+                action: action.into(),
+                location,
+                origin: self.inner().repo_url.origin().ascii_serialization(),
+            });
+        }
+        Ok(Some(url))
     }
 }

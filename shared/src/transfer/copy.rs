@@ -95,7 +95,8 @@ impl Producer for RemoteBlob<'_> {
             .await
             .map_err(DestError::from)?;
         let registry = &self.client.reference().registry;
-        Ok(produce_download(response, body_start, registry, digest, writer, progress).await?)
+        let expected = (digest.as_str(), self.descriptor.size);
+        Ok(produce_download(response, body_start, registry, expected, writer, progress).await?)
     }
 }
 

@@ -171,16 +171,23 @@ impl Destination {
         }
     }
 
-    /// The upload an earlier run left at `location`; `None` if that is not a URL.
+    /// The upload an earlier run left at `location`; `None` if that is not a URL on this
+    /// registry's own origin (the log is group-writable: a planted record must not send a
+    /// credential, or a byte, anywhere else).
     pub fn reopen(&self, location: &str) -> Option<Pending> {
-        match self {
-            Self::Registry(_) => Some(Pending::Upload(UploadSession {
-                location: location.parse().ok()?,
-                offset: 0,
-                min_chunk: 0,
-            })),
-            Self::Layout(_) => None,
+        let Self::Registry(client) = self else {
+            return None;
+        };
+        let url: reqwest::Url = location.parse().ok()?;
+        if !client.is_own_origin(&url) {
+            tracing::warn!(registry = %client.reference().registry, location, "ignoring an upload record that points outside the registry's origin");
+            return None;
         }
+        Some(Pending::Upload(UploadSession {
+            location: url,
+            offset: 0,
+            min_chunk: 0,
+        }))
     }
 
     /// Receives a blob's chunks into `pending` until the producer is done. `chunked`: every

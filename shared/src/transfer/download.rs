@@ -47,6 +47,15 @@ pub enum SourceError {
         digest: String,
         destination: String,
     },
+    #[error(
+        "blob {digest} from {registry} goes on past its {size} bytes (the size its descriptor \
+         gives): refused; the source registry serves other bytes than its manifest names"
+    )]
+    TooLong {
+        registry: String,
+        digest: String,
+        size: u64,
+    },
     #[error("{path} from the Hub: {detail}; its layer was not completed")]
     HubFile { path: String, detail: String },
     /// The consumer stopped taking bytes: its own error is the one to report.
@@ -55,14 +64,15 @@ pub enum SourceError {
 }
 
 /// Streams a blob download whose body starts at byte `body_start` of the blob into `writer`,
-/// checking it against `expected` when the writer hashes; returns the digest. Bytes before the
+/// checking it against `expected` when the writer hashes, and its length against `size`
+/// always; returns the digest. Bytes before the
 /// writer's position (a registry that ignored a range request sends them) are dropped, not
 /// hashed twice.
 pub async fn produce_download(
     response: reqwest::Response,
     body_start: u64,
     registry: &str,
-    expected: &str,
+    (expected, size): (&str, u64),
     mut writer: ChunkWriter,
     progress: &Progress,
 ) -> Result<String, SourceError> {
@@ -75,6 +85,15 @@ pub async fn produce_download(
                     let dropped = skip.min(bytes.len() as u64);
                     let _ = bytes.split_to(dropped as usize);
                     skip -= dropped;
+                }
+                if writer.position() + bytes.len() as u64 > size {
+                    let error = SourceError::TooLong {
+                        registry: registry.into(),
+                        digest: expected.into(),
+                        size,
+                    };
+                    writer.fail(std::io::Error::other(error.to_string())).await;
+                    return Err(error);
                 }
                 let sent = writer
                     .write(bytes)
