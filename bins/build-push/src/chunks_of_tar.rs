@@ -43,8 +43,17 @@ pub async fn produce_tar(
                     left -= take;
                 }
             }
-            Segment::File { path, size } => {
-                if let Err(e) = stream_file(path, skip, *size, &mut writer, progress).await {
+            Segment::File {
+                path,
+                size,
+                identity,
+            } => {
+                let file = PlannedFile {
+                    path,
+                    size: *size,
+                    identity: *identity,
+                };
+                if let Err(e) = stream_file(&file, skip, &mut writer, progress).await {
                     writer.fail(std::io::Error::other(e.to_string())).await;
                     return Err(e);
                 }
@@ -73,19 +82,25 @@ pub async fn produce_tar(
         .expect("a layer of unknown digest is hashed as it streams"))
 }
 
-/// Streams bytes `start..size` of the file at `path`.
-async fn stream_file(
-    path: &Path,
-    start: u64,
+/// A model file as planned: where it is, its size, and its (device, inode).
+struct PlannedFile<'a> {
+    path: &'a Path,
     size: u64,
+    identity: (u64, u64),
+}
+
+/// Streams bytes `start..size` of the planned file.
+async fn stream_file(
+    file: &PlannedFile<'_>,
+    start: u64,
     writer: &mut ChunkWriter,
     progress: &Progress,
 ) -> Result<(), SourceError> {
     // A blocking thread reads the file a few pieces ahead of the upload.
     let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     let reader = {
-        let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || read_pieces(&path, start, size, &tx))
+        let (path, size, identity) = (file.path.to_path_buf(), file.size, file.identity);
+        tokio::task::spawn_blocking(move || read_pieces(&path, identity, start, size, &tx))
     };
     while let Some(piece) = rx.recv().await {
         send(writer, piece, progress).await?;
@@ -105,16 +120,28 @@ const ALIGN: usize = 4096;
 /// need.
 fn read_pieces(
     path: &Path,
+    identity: (u64, u64),
     start: u64,
     size: u64,
     tx: &tokio::sync::mpsc::Sender<Bytes>,
 ) -> Result<(), SourceError> {
     use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
     let read_error = |source| SourceError::Read {
         path: path.into(),
         source,
     };
-    let (mut file, direct) = open_for_streaming(path).map_err(read_error)?;
+    let replaced = || SourceError::Replaced { path: path.into() };
+    let (mut file, direct) = match open_for_streaming(path) {
+        Ok(opened) => opened,
+        // O_NOFOLLOW: the path is a symlink now, not the file that was planned.
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(replaced()),
+        Err(e) => return Err(read_error(e)),
+    };
+    let meta = file.metadata().map_err(read_error)?;
+    if (meta.dev(), meta.ino()) != identity {
+        return Err(replaced());
+    }
     // O_DIRECT reads begin on a block boundary: begin at the one before `start`, drop the rest.
     let aligned = if direct {
         start - start % ALIGN as u64
@@ -147,18 +174,20 @@ fn read_pieces(
     Ok(())
 }
 
+/// Opens a model file for reading, never through a symlink (the planner saw a file there),
+/// with O_DIRECT where the filesystem takes it.
 fn open_for_streaming(path: &Path) -> std::io::Result<(std::fs::File, bool)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let direct = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_DIRECT)
-        .open(path);
-    match direct {
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | flags)
+            .open(path)
+    };
+    match open(nix::libc::O_DIRECT) {
         Ok(file) => Ok((file, true)),
         // tmpfs and some network filesystems refuse O_DIRECT: read through the page cache.
-        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-            std::fs::File::open(path).map(|f| (f, false))
-        }
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => open(0).map(|f| (f, false)),
         Err(e) => Err(e),
     }
 }
@@ -260,13 +289,16 @@ mod tests {
 
     #[test]
     fn a_read_from_the_middle_gives_exactly_the_rest() {
+        use std::os::unix::fs::MetadataExt;
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("w.bin");
         let data: Vec<u8> = (0..(PIECE * 2 + 333)).map(|i| (i % 241) as u8).collect();
         std::fs::write(&path, &data).unwrap();
         for start in [0, 1, 4095, 4096, 4097, PIECE + 5, data.len() - 1] {
             let (tx, mut rx) = tokio::sync::mpsc::channel(1000);
-            read_pieces(&path, start as u64, data.len() as u64, &tx).unwrap();
+            let meta = std::fs::metadata(&path).unwrap();
+            let identity = (meta.dev(), meta.ino());
+            read_pieces(&path, identity, start as u64, data.len() as u64, &tx).unwrap();
             drop(tx);
             let mut out = Vec::new();
             while let Ok(piece) = rx.try_recv() {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
-use modelcar_shared::cli::{parse_key_value, CommonArgs, SelectionArgs, UsageError};
+use modelcar_shared::cli::{
+    parse_key_value, read_secret_file, CommonArgs, SelectionArgs, UsageError,
+};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
@@ -127,6 +129,16 @@ struct Args {
     )]
     creds: Option<String>,
 
+    /// A file holding USER:PASSWORD for DEST, the form to prefer (a mounted secret): read at
+    /// start, never shown.
+    #[arg(
+        long,
+        env = "MODELCAR_CREDS_FILE",
+        value_name = "PATH",
+        conflicts_with = "creds"
+    )]
+    creds_file: Option<PathBuf>,
+
     /// A token used as the password for DEST's registries alone (e.g. a Kubernetes
     /// service-account token); read
     /// again whenever a new registry token is needed, so a rotated token is picked up.
@@ -233,8 +245,12 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
             DestSpec::Layout { .. } => None,
         })
         .collect();
+    let creds = match &args.creds_file {
+        Some(path) => Some(read_secret_file(path, "--creds-file")?),
+        None => args.creds.clone(),
+    };
     let credentials = CredentialSource::from_flags(
-        args.creds.as_deref(),
+        creds.as_deref(),
         args.token_file.clone(),
         args.authfile.clone(),
         &registries,

@@ -25,6 +25,9 @@ pub enum Segment {
     File {
         path: PathBuf,
         size: u64,
+        /// The (device, inode) planned: the file read must be this one, not whatever the
+        /// path names by then.
+        identity: (u64, u64),
     },
     /// A Hub file's content, fetched while the layer streams.
     HubFile {
@@ -73,10 +76,15 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
                 header.set_size(0);
                 headers.append_link(&mut header, &entry.image_path, target)?;
             }
-            EntryKind::File { source, size, .. } => {
+            EntryKind::File {
+                source,
+                size,
+                identity,
+            } => {
                 let content = Segment::File {
                     path: source.clone(),
                     size: *size,
+                    identity: (identity.device, identity.inode),
                 };
                 append_file(
                     &mut headers,

@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::Parser;
 
 use modelcar_shared::cli::parse_size;
-use modelcar_shared::cli::{CommonArgs, UsageError};
+use modelcar_shared::cli::{read_secret_file, CommonArgs, UsageError};
 use modelcar_shared::oci::Platform;
 use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
 use modelcar_shared::transfer::{DigestCheck, UploadLog, UploadMethod};
@@ -74,6 +74,16 @@ struct Args {
     )]
     src_creds: Option<String>,
 
+    /// A file holding USER:PASSWORD for the source registry, the form to prefer (a mounted
+    /// secret): read at start, never shown.
+    #[arg(
+        long,
+        env = "MODELCAR_SRC_CREDS_FILE",
+        value_name = "PATH",
+        conflicts_with = "src_creds"
+    )]
+    src_creds_file: Option<PathBuf>,
+
     /// Token (e.g. a service-account token) used as the source registry password, re-read
     /// whenever a new registry token is needed.
     #[arg(long, env = "MODELCAR_SRC_TOKEN_FILE", value_name = "PATH")]
@@ -91,6 +101,16 @@ struct Args {
         hide_env_values = true
     )]
     dest_creds: Option<String>,
+
+    /// A file holding USER:PASSWORD for the destination registries, the form to prefer (a mounted
+    /// secret): read at start, never shown.
+    #[arg(
+        long,
+        env = "MODELCAR_DEST_CREDS_FILE",
+        value_name = "PATH",
+        conflicts_with = "dest_creds"
+    )]
+    dest_creds_file: Option<PathBuf>,
 
     /// Token used as the destination registries' password, re-read whenever a new registry
     /// token is needed, so a copy outlives a rotated service-account token.
@@ -165,10 +185,15 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
     let dest_registries: Vec<String> = destinations.iter().map(|d| d.registry.clone()).collect();
     // Each side's --*-creds and --*-token-file speak for its own registries alone.
     let side = |creds: &Option<String>,
+                creds_file: &Option<PathBuf>,
                 token: &Option<PathBuf>,
                 auth: &Option<PathBuf>,
                 registries: &[&str],
                 flag: &str| {
+        let creds = match creds_file {
+            Some(path) => Some(read_secret_file(path, &format!("{flag}-file"))?),
+            None => creds.clone(),
+        };
         let credentials =
             CredentialSource::from_flags(creds.as_deref(), token.clone(), auth.clone(), registries)
                 .map_err(|e| UsageError(format!("{flag}: {e}")))?;
@@ -192,6 +217,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
         upload_method: UploadMethod::from_chunk_size(args.chunk_size),
         src_connect: side(
             &args.src_creds,
+            &args.src_creds_file,
             &args.src_token_file,
             &args.src_authfile,
             &[source_registry.as_str()],
@@ -199,6 +225,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
         )?,
         dest_connect: side(
             &args.dest_creds,
+            &args.dest_creds_file,
             &args.dest_token_file,
             &args.dest_authfile,
             &dest_registries

@@ -8,10 +8,16 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use modelcar_shared::http::{read_capped, BodyError};
+
 /// The API versions the service has served, newest first.
 pub const API_VERSIONS: [&str; 2] = ["v1", "v1alpha3"];
 const RETRIES: u32 = 5;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Doublings of the pause at most.
+const MAX_DOUBLINGS: u32 = 6;
+/// The most a Model Registry answer may hold: its JSON objects and pages are small.
+const ANSWER_LIMIT: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -48,12 +54,22 @@ pub enum ApiError {
 }
 
 /// Where the bearer token comes from: read on every request, so a rotated file is used.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub enum Token {
     #[default]
     None,
     Value(String),
     File(PathBuf),
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::None => f.write_str("Token::None"),
+            Token::Value(_) => f.write_str("Token::Value(***)"),
+            Token::File(path) => write!(f, "Token::File({})", path.display()),
+        }
+    }
 }
 
 impl Token {
@@ -167,10 +183,35 @@ impl Api {
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(body).expect("a JSON value serializes"));
             }
+            // A POST that may have reached the server is not sent again: it may have created
+            // what a second one would create twice. It is resent only when it surely did not
+            // (no connection) or the server said it did not take it (429, 503).
+            let may_repeat = |status: Option<StatusCode>| {
+                method != Method::POST
+                    || matches!(
+                        status,
+                        Some(StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+                    )
+            };
             let failure = match request.send().await {
                 Ok(resp) => {
                     let status = resp.status();
-                    let bytes = resp.bytes().await.unwrap_or_default();
+                    let bytes = match read_capped(resp, ANSWER_LIMIT).await {
+                        Ok(bytes) => bytes,
+                        Err(BodyError::TooLarge { limit }) => {
+                            return Err(ApiError::Protocol {
+                                url: self.url.clone(),
+                                action,
+                                detail: format!("the answer is larger than {limit} bytes"),
+                            })
+                        }
+                        Err(BodyError::Read(source)) => {
+                            return Err(ApiError::Unreachable {
+                                url: self.url.clone(),
+                                source,
+                            })
+                        }
+                    };
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                         return Err(ApiError::Rejected {
                             url: self.url.clone(),
@@ -193,20 +234,29 @@ impl Api {
                             .trim()
                             .to_string(),
                     };
-                    if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+                    let transient =
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                    if !transient || !may_repeat(Some(status)) {
                         return Err(error);
                     }
                     error
                 }
-                Err(source) => ApiError::Unreachable {
-                    url: self.url.clone(),
-                    source,
-                },
+                Err(source) => {
+                    let unsent = source.is_connect();
+                    let error = ApiError::Unreachable {
+                        url: self.url.clone(),
+                        source,
+                    };
+                    if !unsent && !may_repeat(None) {
+                        return Err(error);
+                    }
+                    error
+                }
             };
             if attempt > RETRIES {
                 return Err(failure);
             }
-            let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let pause = FIRST_BACKOFF * 2u32.pow((attempt - 1).min(MAX_DOUBLINGS));
             tracing::warn!("{failure}; retry {attempt} of {RETRIES} in {pause:?}");
             tokio::time::sleep(pause).await;
         }

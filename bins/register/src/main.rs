@@ -70,7 +70,8 @@ struct Args {
     )]
     token_file: Option<PathBuf>,
 
-    /// Bearer token.
+    /// Bearer token. Prefer the env var or --token-file to the flag: a flag's value is
+    /// visible to every process on the node.
     #[arg(long, env = "MODEL_REGISTRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 

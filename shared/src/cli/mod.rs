@@ -69,6 +69,19 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A secret given as a file (`--creds-file`): its content, without the trailing newline.
+/// Secrets come from files or env vars: a flag's value is in `/proc/PID/cmdline`, which every
+/// process on the node can read.
+pub fn read_secret_file(path: &std::path::Path, flag: &str) -> Result<String, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("{flag} {}: {e}", path.display())))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(UsageError(format!("{flag} {} is empty", path.display())));
+    }
+    Ok(secret.to_string())
+}
+
 /// `123`, `16MiB`, `16M`, `1GiB`, `1.5G`: binary units, a bare number is bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();

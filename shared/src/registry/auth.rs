@@ -44,17 +44,35 @@ struct State {
 }
 
 /// The `Authorization` value to send, and the auth state it was taken from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Authorization {
     pub value: Option<String>,
     generation: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Token {
     value: String,
     /// When to fetch the next one: a margin before the registry would reject this one.
     refresh_at: Instant,
+}
+
+// Credentials never reach a log line or a panic message through Debug.
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.value.as_ref().map(|_| "***");
+        write!(
+            f,
+            "Authorization({value:?}, generation {})",
+            self.generation
+        )
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token(***, refresh at {:?})", self.refresh_at)
+    }
 }
 
 /// The authorization of one client: one registry, a fixed set of scopes.
@@ -363,6 +381,21 @@ mod tests {
             "a bearer challenge needs a realm"
         );
         assert_eq!(parse_challenge("garbage ,,, ="), None);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_credential() {
+        let auth = Authorization {
+            value: Some("Bearer s3cret-token".into()),
+            generation: 1,
+        };
+        let token = Token {
+            value: "s3cret-token".into(),
+            refresh_at: Instant::now(),
+        };
+        for shown in [format!("{auth:?}"), format!("{token:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]

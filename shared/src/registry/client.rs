@@ -26,6 +26,8 @@ const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// Pause before the first retry of a transient failure; it doubles with each retry.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Doublings of the pause at most: no pause is longer than 64 s, however many `--retries`.
+const MAX_DOUBLINGS: u32 = 7;
 /// Retries by default: 6 retries wait 31.5 s in all, enough for a registry pod to restart.
 pub const DEFAULT_RETRIES: u32 = 6;
 
@@ -372,7 +374,7 @@ impl RegistryClient {
                     last: Box::new(failure),
                 });
             }
-            let pause = FIRST_BACKOFF * 2u32.pow(attempt - 1);
+            let pause = FIRST_BACKOFF * 2u32.pow((attempt - 1).min(MAX_DOUBLINGS));
             tracing::warn!(registry = %self.registry(), "{failure}; retry {attempt} of {} in {pause:?}", attempts - 1);
             tokio::time::sleep(pause).await;
         }

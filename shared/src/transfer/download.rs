@@ -23,6 +23,11 @@ pub enum SourceError {
         expected: u64,
         found: u64,
     },
+    #[error(
+        "{path} was replaced after the layers were planned (it is now a symlink or another \
+         file): refused, so that no other file's bytes go into the layer; run again to plan anew"
+    )]
+    Replaced { path: PathBuf },
     #[error("download of blob {digest} broke off: {source}")]
     Download {
         digest: String,
