@@ -12,7 +12,7 @@ use modelcar_shared::cli::{
 };
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::oci::Platform;
-use modelcar_shared::registry::{ConnectOptions, CredentialSource, DEFAULT_RETRIES};
+use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
 use modelcar_shared::state_file;
 use modelcar_shared::transfer::{DestSpec, UploadLog, UploadMethod};
 use modelcar_shared::Workspace;
@@ -153,16 +153,27 @@ struct Args {
     #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
     ca_file: Option<PathBuf>,
 
-    /// Plain HTTP to the registries (the default for localhost and 127.0.0.1, as in docker).
+    /// Plain HTTP to DEST's registries (the default for localhost and loopback addresses, as
+    /// in docker), and to the base's when it is one of them.
     #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
     plain_http: bool,
+
+    /// Plain HTTP to the base image's registry, when it is not one of DEST's.
+    #[arg(long, env = "MODELCAR_BASE_PLAIN_HTTP")]
+    base_plain_http: bool,
+
+    /// Do not verify the TLS certificate of the base image's registry, when it is not one of
+    /// DEST's.
+    #[arg(long, env = "MODELCAR_BASE_INSECURE")]
+    base_insecure: bool,
 
     /// Retries of a registry request that failed in a way that may pass (connection refused or
     /// reset, 5xx, 429), with doubling pauses from 0.5 s; the default waits 31.5 s in all.
     #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
     retries: u32,
 
-    /// Do not verify registry TLS certificates.
+    /// Do not verify the TLS certificates of DEST's registries (and the base's when it is one
+    /// of them).
     #[arg(long, env = "MODELCAR_INSECURE")]
     insecure: bool,
 
@@ -264,7 +275,14 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         insecure: args.insecure,
         retries: args.retries,
     };
-    let base_connect = connect.clone();
+    // TLS flags are per side: the base's registry gets DEST's only when it is one of them.
+    let base_on_dest =
+        Reference::parse(&args.base).is_ok_and(|b| registries.contains(&b.registry.as_str()));
+    let base_connect = ConnectOptions {
+        plain_http: (args.base_plain_http || (base_on_dest && args.plain_http)).then_some(true),
+        insecure: args.base_insecure || (base_on_dest && args.insecure),
+        ..connect.clone()
+    };
     let cache_path = match args.no_cache {
         true => None,
         false => cache_path(args.cache_file.as_ref(), workspace.as_ref())?,

@@ -125,13 +125,31 @@ struct Args {
     #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
     ca_file: Option<PathBuf>,
 
-    /// Plain HTTP to the registries (the default for localhost and 127.0.0.1, as in docker).
+    /// Plain HTTP to the source and the destinations (the default for localhost and loopback
+    /// addresses, as in docker); --src-plain-http or --dest-plain-http for one side.
     #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
     plain_http: bool,
 
-    /// Do not verify registry TLS certificates.
+    /// Plain HTTP to the source registry.
+    #[arg(long, env = "MODELCAR_SRC_PLAIN_HTTP")]
+    src_plain_http: bool,
+
+    /// Plain HTTP to the destination registries.
+    #[arg(long, env = "MODELCAR_DEST_PLAIN_HTTP")]
+    dest_plain_http: bool,
+
+    /// Do not verify the TLS certificates of the source and the destinations; --src-insecure
+    /// or --dest-insecure for one side.
     #[arg(long, env = "MODELCAR_INSECURE")]
     insecure: bool,
+
+    /// Do not verify the source registry's TLS certificate.
+    #[arg(long, env = "MODELCAR_SRC_INSECURE")]
+    src_insecure: bool,
+
+    /// Do not verify the destination registries' TLS certificates.
+    #[arg(long, env = "MODELCAR_DEST_INSECURE")]
+    dest_insecure: bool,
 
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
     #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
@@ -189,6 +207,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
                 token: &Option<PathBuf>,
                 auth: &Option<PathBuf>,
                 registries: &[&str],
+                (plain_http, insecure): (bool, bool),
                 flag: &str| {
         let creds = match creds_file {
             Some(path) => Some(read_secret_file(path, &format!("{flag}-file"))?),
@@ -199,9 +218,9 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
                 .map_err(|e| UsageError(format!("{flag}: {e}")))?;
         Ok::<_, UsageError>(ConnectOptions {
             credentials,
-            plain_http: args.plain_http.then_some(true),
+            plain_http: (args.plain_http || plain_http).then_some(true),
             ca_file: args.ca_file.clone(),
-            insecure: args.insecure,
+            insecure: args.insecure || insecure,
             retries: args.retries,
         })
     };
@@ -221,6 +240,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
             &args.src_token_file,
             &args.src_authfile,
             &[source_registry.as_str()],
+            (args.src_plain_http, args.src_insecure),
             "--src-creds",
         )?,
         dest_connect: side(
@@ -232,6 +252,7 @@ fn options(args: &Args) -> anyhow::Result<mirror::Options> {
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
+            (args.dest_plain_http, args.dest_insecure),
             "--dest-creds",
         )?,
         uploads: UploadLog::default_for(workspace.as_ref()),
