@@ -44,6 +44,16 @@ impl FileLock {
         Ok(Self { _lock: lock })
     }
 
+    /// The exclusive lock on `lock_path` if no one else holds it now; `None` if someone does.
+    pub fn try_exclusive(lock_path: &Path) -> io::Result<Option<Self>> {
+        let file = open_lock_file(lock_path)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(Self { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(errno.into()),
+        }
+    }
+
     /// The lock file that guards `data_path`: the same name with `.lock` appended.
     pub fn path_for(data_path: &Path) -> PathBuf {
         let mut name = data_path.as_os_str().to_owned();
@@ -52,12 +62,16 @@ impl FileLock {
     }
 }
 
+/// Opens (or creates) a lock file, never through a symlink: on a group-writable PVC a link
+/// planted there must not make a task create or open a file elsewhere.
 fn open_lock_file(lock_path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(lock_path)
     {
         Ok(file) => {
@@ -66,7 +80,10 @@ fn open_lock_file(lock_path: &Path) -> io::Result<File> {
             Ok(file)
         }
         // Created by another UID without group write: flock works on a read-only descriptor.
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => File::open(lock_path),
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(lock_path),
         Err(e) => Err(e),
     }
 }
@@ -94,6 +111,27 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o664);
         let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "a temp file was left behind");
+    }
+
+    #[test]
+    fn a_lock_file_is_never_opened_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        let lock = tmp.path().join("state.json.lock");
+        std::os::unix::fs::symlink(&elsewhere, &lock).unwrap();
+        assert!(FileLock::exclusive(&lock).is_err());
+        assert!(!elsewhere.exists(), "the link's target was created");
+    }
+
+    #[test]
+    fn a_held_lock_is_reported_not_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.lock");
+        let held = FileLock::try_exclusive(&path).unwrap();
+        assert!(held.is_some());
+        assert!(FileLock::try_exclusive(&path).unwrap().is_none());
+        drop(held);
+        assert!(FileLock::try_exclusive(&path).unwrap().is_some());
     }
 
     #[test]

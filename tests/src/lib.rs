@@ -2,6 +2,7 @@
 //! (`docs/design.md`, "Tests"). Test code: failures here panic with a message that says what to fix.
 
 pub mod base_image;
+pub mod capture;
 pub mod http;
 pub mod http_server;
 pub mod hub_server;
@@ -16,6 +17,7 @@ pub mod tekton;
 pub mod token_server;
 pub mod wan_proxy;
 
+pub use capture::CaptureListener;
 pub use hub_server::{HubRepo, HubServer};
 pub use kube_server::KubeServer;
 pub use model_registry::ModelRegistryServer;

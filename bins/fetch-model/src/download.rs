@@ -5,12 +5,14 @@
 //! once more from byte 0; it is never kept.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use modelcar_shared::atomic_file::FileLock;
 use modelcar_shared::hub::{HubClient, RepoEntry};
 use modelcar_shared::perms::{create_shared_dir_all, set_shared_file_mode};
 use modelcar_shared::progress::Progress;
@@ -36,6 +38,21 @@ pub struct Fetched {
 }
 
 pub async fn fetch_file(job: &FileJob<'_>, progress: &Progress) -> Result<Fetched, FetchError> {
+    // Two runs on one workspace must never append to the same partial file: the second
+    // waits, and then finds the file in place.
+    let _lock = match lock_partial(job).await? {
+        Locked::First(lock) => lock,
+        Locked::AfterWaiting(lock) => {
+            if let Some(sha256) = verified_in_place(job).await {
+                tracing::info!("{}: put in place by the other run", job.entry.path);
+                return Ok(Fetched {
+                    sha256,
+                    downloaded: 0,
+                });
+            }
+            lock
+        }
+    };
     let mut downloaded = 0;
     let mut refetched = false;
     let mut attempt = 0;
@@ -96,6 +113,46 @@ pub async fn fetch_file(job: &FileJob<'_>, progress: &Progress) -> Result<Fetche
     }
 }
 
+/// The lock on a file's partial download, and whether another run held it first.
+enum Locked {
+    First(FileLock),
+    AfterWaiting(FileLock),
+}
+
+async fn lock_partial(job: &FileJob<'_>) -> Result<Locked, FetchError> {
+    let lock_path = FileLock::path_for(&job.partial);
+    let write_error = |source| FetchError::Write {
+        path: lock_path.clone(),
+        source,
+    };
+    if let Some(dir) = lock_path.parent() {
+        create_shared_dir_all(dir).map_err(write_error)?;
+    }
+    if let Some(lock) = FileLock::try_exclusive(&lock_path).map_err(write_error)? {
+        return Ok(Locked::First(lock));
+    }
+    tracing::info!(
+        "{}: another fetch-model run is downloading it; waiting for it",
+        job.entry.path
+    );
+    let path = lock_path.clone();
+    let lock = tokio::task::spawn_blocking(move || FileLock::exclusive(&path))
+        .await
+        .expect("locking does not panic")
+        .map_err(write_error)?;
+    Ok(Locked::AfterWaiting(lock))
+}
+
+/// The sha256 of the file at the job's destination, if it is there whole and hashes right.
+async fn verified_in_place(job: &FileJob<'_>) -> Option<String> {
+    let (entry, dest) = (job.entry.clone(), job.dest.clone());
+    let hashes = tokio::task::spawn_blocking(move || crate::plan::hash_file(&entry, &dest))
+        .await
+        .ok()??;
+    hashes.check(job.entry).ok()?;
+    Some(hashes.sha256)
+}
+
 /// How an attempt ended short of a whole file.
 enum Attempt {
     /// The connection dropped after `got` more bytes: try again from there.
@@ -113,7 +170,12 @@ async fn resume_point(job: &FileJob<'_>) -> Result<(FileHasher, u64), FetchError
         path: job.partial.clone(),
         source,
     };
-    let len = match tokio::fs::metadata(&job.partial).await {
+    let len = match tokio::fs::symlink_metadata(&job.partial).await {
+        Ok(meta) if !meta.is_file() => {
+            return Err(write_error(std::io::Error::other(
+                "not a regular file (a symlink?): refused",
+            )))
+        }
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(write_error(e)),
@@ -126,7 +188,11 @@ async fn resume_point(job: &FileJob<'_>) -> Result<(FileHasher, u64), FetchError
     let hasher = tokio::task::spawn_blocking(move || {
         let mut hasher = FileHasher::new(&entry);
         if len > 0 {
-            hasher.update_from(&mut std::fs::File::open(&partial)?.take(len))?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .open(&partial)?;
+            hasher.update_from(&mut file.take(len))?;
         }
         Ok(hasher)
     })
@@ -228,11 +294,13 @@ async fn open_partial(path: &Path, append: bool) -> std::io::Result<tokio::fs::F
     if let Some(dir) = path.parent() {
         create_shared_dir_all(dir)?;
     }
+    // Never through a symlink: one planted in the workspace must not redirect the download.
     let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(append)
         .write(true)
         .truncate(!append)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(path)
         .await?;
     set_shared_file_mode(&file.try_clone().await?.into_std().await)?;

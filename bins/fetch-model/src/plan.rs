@@ -128,7 +128,7 @@ impl Plan {
     }
 }
 
-fn hash_file(entry: &RepoEntry, path: &Path) -> Option<crate::verify::Hashes> {
+pub(crate) fn hash_file(entry: &RepoEntry, path: &Path) -> Option<crate::verify::Hashes> {
     let mut hasher = FileHasher::new(entry);
     hasher
         .update_from(&mut std::fs::File::open(path).ok()?)

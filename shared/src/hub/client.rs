@@ -12,10 +12,19 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
 use super::HubError;
+use crate::http::{read_capped, read_prefix, BodyError};
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
-#[derive(Debug, Clone)]
+/// The most one page of a repo's file listing may hold (the Hub sends 1,000 entries, about
+/// 300 KB).
+const TREE_PAGE_LIMIT: u64 = 16 << 20;
+/// The most any other JSON answer of the Hub may hold.
+const ANSWER_LIMIT: u64 = 1 << 20;
+/// Pages of one listing at most: 10 million files.
+const MAX_TREE_PAGES: usize = 10_000;
+
+#[derive(Clone)]
 pub struct HubOptions {
     /// `HF_ENDPOINT`: the Hub, or a mirror of it.
     pub endpoint: String,
@@ -24,6 +33,18 @@ pub struct HubOptions {
     pub ca_file: Option<PathBuf>,
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
     pub retries: u32,
+}
+
+// The token never reaches a log line or a panic message through Debug.
+impl std::fmt::Debug for HubOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubOptions")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .field("retries", &self.retries)
+            .finish()
+    }
 }
 
 impl Default for HubOptions {
@@ -129,7 +150,7 @@ impl HubClient {
         };
         let action = format!("look up revision {revision} of {repo}");
         let response = self.get(&action, &subject, url, 0).await?;
-        let info: RevisionInfo = self.json(&action, response).await?;
+        let info: RevisionInfo = self.json(&action, response, ANSWER_LIMIT).await?;
         Ok(info.sha)
     }
 
@@ -146,10 +167,12 @@ impl HubClient {
         };
         let action = format!("list the files of {repo} at {sha}");
         let mut files = Vec::new();
+        let mut visited = std::collections::HashSet::new();
         while let Some(url) = next.take() {
+            self.check_page(&action, &url, &mut visited)?;
             let response = self.get(&action, &subject, url.clone(), 0).await?;
             next = next_page(response.headers(), &url);
-            let items: Vec<TreeItem> = self.json(&action, response).await?;
+            let items: Vec<TreeItem> = self.json(&action, response, TREE_PAGE_LIMIT).await?;
             files.extend(
                 items
                     .into_iter()
@@ -219,15 +242,53 @@ impl HubClient {
         url
     }
 
+    /// A listing page may be fetched: on the endpoint's own origin (the token goes nowhere
+    /// else), not seen before (a `Link` back to a page never ends), within the page budget.
+    fn check_page(
+        &self,
+        action: &str,
+        url: &Url,
+        visited: &mut std::collections::HashSet<Url>,
+    ) -> Result<(), HubError> {
+        let refuse = |detail: String| HubError::Protocol {
+            endpoint: self.endpoint().into(),
+            action: action.into(),
+            detail,
+        };
+        if url.origin() != self.endpoint.origin() {
+            return Err(refuse(format!(
+                "the listing's next page is {url}, not on the Hub's own origin: refused, so that the token goes nowhere else"
+            )));
+        }
+        if !visited.insert(url.clone()) {
+            return Err(refuse(format!("the listing's pages loop back to {url}")));
+        }
+        if visited.len() > MAX_TREE_PAGES {
+            return Err(refuse(format!(
+                "the listing goes on past {MAX_TREE_PAGES} pages"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A JSON answer, read up to `limit` bytes: more is an error, never held in memory.
     async fn json<T: serde::de::DeserializeOwned>(
         &self,
         action: &str,
         response: Response,
+        limit: u64,
     ) -> Result<T, HubError> {
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|source| self.unreachable(action, source))?;
+        let bytes = match read_capped(response, limit).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::Read(source)) => return Err(self.unreachable(action, source)),
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(HubError::Protocol {
+                    endpoint: self.endpoint().into(),
+                    action: action.into(),
+                    detail: format!("the answer is larger than {limit} bytes: refused"),
+                })
+            }
+        };
         serde_json::from_slice(&bytes).map_err(|e| HubError::Protocol {
             endpoint: self.endpoint().into(),
             action: action.into(),
@@ -286,7 +347,7 @@ impl HubClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let text = response.text().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&read_prefix(response, 64 << 10).await).into_owned();
         let detail = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
             .and_then(|v| v["error"].as_str().map(str::to_string))

@@ -177,6 +177,12 @@ impl Hub {
             }
             let mut served = self.served.lock().unwrap();
             *served.entry(path.to_owned()).or_default() += chunk.len() as u64;
+            drop(served);
+            let throttle = *self.throttle.lock().unwrap();
+            if let Some(rate) = throttle {
+                let secs = chunk.len() as f64 / rate as f64;
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+            }
         }
         if cut.is_some() {
             stream.flush()?;

@@ -44,6 +44,23 @@ struct Hub {
     cuts: Mutex<HashMap<String, u64>>,
     corrupted: Mutex<std::collections::HashSet<String>>,
     log: Mutex<Vec<String>>,
+    /// What a hostile Hub (or a proxy in front of it) does to the listing.
+    hostile: Mutex<Hostile>,
+    /// File body bytes a second at most, for downloads that must overlap.
+    throttle: Mutex<Option<u64>>,
+}
+
+/// How the listing lies: not what the Hub does, what a compromised mirror or proxy might.
+#[derive(Clone, Default)]
+enum Hostile {
+    #[default]
+    No,
+    /// `Link`s to the next page name this origin instead of the Hub's.
+    LinkTo(String),
+    /// Each page's `Link` names the page itself.
+    LinkToSelf,
+    /// The first page is this many bytes of JSON.
+    HugePage(usize),
 }
 
 pub struct HubServer {
@@ -77,6 +94,8 @@ impl HubServer {
             cuts: Mutex::default(),
             corrupted: Mutex::default(),
             log: Mutex::default(),
+            hostile: Mutex::default(),
+            throttle: Mutex::default(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         // Both origins serve everything; only the redirects make the second one the CDN.
@@ -148,6 +167,27 @@ impl HubServer {
 
     pub fn drop_connection_after(&self, path: &str, bytes: u64) {
         self.hub.cuts.lock().unwrap().insert(path.to_owned(), bytes);
+    }
+
+    /// The listing's `Link` to the next page names `origin` (e.g. another host's listener)
+    /// instead of the Hub's.
+    pub fn link_pages_to(&self, origin: &str) {
+        *self.hub.hostile.lock().unwrap() = Hostile::LinkTo(origin.trim_end_matches('/').into());
+    }
+
+    /// Every page of the listing links to itself as the next one, for ever.
+    pub fn link_pages_to_themselves(&self) {
+        *self.hub.hostile.lock().unwrap() = Hostile::LinkToSelf;
+    }
+
+    /// The listing's first page is `bytes` of JSON (an endless array of entries).
+    pub fn serve_huge_tree_page(&self, bytes: usize) {
+        *self.hub.hostile.lock().unwrap() = Hostile::HugePage(bytes);
+    }
+
+    /// File bodies go out at `bytes_per_sec` at most.
+    pub fn throttle(&self, bytes_per_sec: u64) {
+        *self.hub.throttle.lock().unwrap() = Some(bytes_per_sec.max(1));
     }
 
     /// Every request so far, as `METHOD /path?query`.

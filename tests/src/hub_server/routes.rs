@@ -10,7 +10,7 @@ use sha2::Digest;
 
 use super::conn::{serve_bytes, Body, Reply};
 use super::repo::{hex, Repo, Revision};
-use super::Hub;
+use super::{Hostile, Hub};
 use crate::http_server::Request;
 
 const LAST_MODIFIED: &str = "2026-01-01T00:00:00.000Z";
@@ -106,12 +106,20 @@ impl Hub {
         let start: usize = start.unwrap_or(0);
         let end = (start + self.page_size.load(Ordering::SeqCst)).min(entries.len());
         let page = entries.get(start..end).unwrap_or_default().to_vec();
-        let reply = Reply::json(200, &Value::Array(page));
-        if end >= entries.len() {
-            return Ok(reply);
-        }
+        let hostile = self.hostile.lock().unwrap().clone();
+        let reply = match hostile {
+            Hostile::HugePage(bytes) => Reply::new(200, Body::Bytes(huge_json(bytes, &page))),
+            _ => Reply::json(200, &Value::Array(page)),
+        };
         let flag = if recursive { "recursive=true&" } else { "" };
-        let next = format!("{}{}?{flag}cursor={end}", self.endpoint, request.path);
+        let next = match hostile {
+            Hostile::LinkToSelf => {
+                format!("{}{}?{flag}cursor={start}", self.endpoint, request.path)
+            }
+            _ if end >= entries.len() => return Ok(reply),
+            Hostile::LinkTo(origin) => format!("{origin}{}?{flag}cursor={end}", request.path),
+            _ => format!("{}{}?{flag}cursor={end}", self.endpoint, request.path),
+        };
         Ok(reply.with("Link", format!("<{next}>; rel=\"next\"")))
     }
 
@@ -223,4 +231,20 @@ fn decode(s: &str) -> String {
         i += if byte.is_some() { 3 } else { 1 };
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON array of `bytes` bytes or a little more: `page`'s entries over and over.
+fn huge_json(bytes: usize, page: &[Value]) -> Vec<u8> {
+    let entry = page
+        .first()
+        .map_or_else(|| "{}".to_string(), Value::to_string);
+    let mut out = Vec::with_capacity(bytes + entry.len() + 2);
+    out.push(b'[');
+    while out.len() < bytes {
+        out.extend_from_slice(entry.as_bytes());
+        out.push(b',');
+    }
+    out.extend_from_slice(entry.as_bytes());
+    out.push(b']');
+    out
 }
