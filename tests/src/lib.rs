@@ -12,6 +12,7 @@ pub mod model_registry;
 pub mod oci_tools;
 pub mod proxy;
 pub mod registry;
+pub mod rewriting_proxy;
 pub mod spec_registry;
 pub mod tekton;
 pub mod token_server;
@@ -23,6 +24,7 @@ pub use kube_server::KubeServer;
 pub use model_registry::ModelRegistryServer;
 pub use proxy::CountingProxy;
 pub use registry::{Registry, RegistryAuth};
+pub use rewriting_proxy::RewritingProxy;
 pub use spec_registry::SpecRegistry;
 pub use token_server::TokenServer;
 
