@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::run_tool as run;
+use crate::tools::run_tool as run;
 
 /// The statically linked busybox of Debian's busybox-static.
 const BUSYBOX: &str = "/bin/busybox";

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::run_tool as run;
+use crate::tools::run_tool as run;
 
 /// `skopeo inspect` of `image` (`docker://...` over plain HTTP, or `oci:...`), as JSON.
 pub fn skopeo_inspect(image: &str) -> serde_json::Value {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::http::get_status;
 use crate::token_server::{self, TokenServer};
-use crate::{free_port, http::get_status, require_tool};
+use crate::tools::{free_port, require_tool};
 
 /// How clients must authenticate to the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::http_server::{HttpServer, Reply, Request};
-use crate::require_tool;
+use crate::tools::require_tool;
 
 /// The `service` the registry announces in its challenges; tokens carry it as `aud`.
 pub const SERVICE: &str = "modelcar-test-registry";

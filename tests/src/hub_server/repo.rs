@@ -143,4 +143,4 @@ fn lfs_pointer(sha256: &str, size: usize) -> String {
     format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {size}\n")
 }
 
-pub(super) use crate::hex;
+pub(super) use crate::tools::hex;

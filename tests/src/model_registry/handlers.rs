@@ -10,7 +10,7 @@ use super::schema::{
     is_id, model_artifact, model_artifact_update, model_version_create, registered_model_create,
     validate,
 };
-use super::State;
+use super::state::State;
 use crate::http_server::{Reply, Request};
 
 pub(super) fn find_registered_model(request: &Request, state: &State) -> Reply {

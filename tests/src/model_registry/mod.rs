@@ -19,6 +19,9 @@
 
 mod handlers;
 mod schema;
+mod state;
+
+pub use state::Created;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,17 +30,10 @@ use serde_json::{json, Value};
 
 use crate::http_server::{HttpServer, Reply, Request};
 use handlers::*;
+use state::State;
 
 /// The path prefix of the spec, and the one of a future stable API that clients may also use.
 pub const PREFIXES: [&str; 2] = ["/api/model_registry/v1alpha3", "/api/model_registry/v1"];
-
-/// How many objects of each kind the server has created so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Created {
-    pub registered_models: usize,
-    pub model_versions: usize,
-    pub model_artifacts: usize,
-}
 
 /// The model registry of one test: stopped when dropped.
 pub struct ModelRegistryServer {
@@ -55,20 +51,6 @@ struct Shared {
     fail_next: AtomicUsize,
     /// `METHOD target` of every request, in arrival order.
     requests: Mutex<Vec<String>>,
-}
-
-/// Everything stored, as the JSON objects the API returns.
-#[derive(Default)]
-struct State {
-    /// Registered models and model versions share this sequence, as in the real server.
-    last_context_id: u64,
-    last_artifact_id: u64,
-    registered_models: Vec<Value>,
-    model_versions: Vec<Value>,
-    model_artifacts: Vec<Value>,
-    /// `(model version id, artifact id)` associations, in the order they were made.
-    version_artifacts: Vec<(String, String)>,
-    created: Created,
 }
 
 impl ModelRegistryServer {

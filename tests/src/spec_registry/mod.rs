@@ -9,70 +9,33 @@
 //! the connection closed without an answer ([`SpecRegistry::fail_next_commits`]).
 
 mod personality;
+mod settings;
+mod table;
 mod uploads;
+mod wire;
 
 pub use personality::Personality;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::http_server::Request;
-use uploads::{Table, Uploads};
+use settings::Settings;
+use uploads::Uploads;
+use wire::{digest_of, reply, reply_head, Answer};
 
 pub struct SpecRegistry {
     port: u16,
     dir: TempDir,
     running: Option<Running>,
     settings: Arc<Settings>,
-}
-
-/// What a registry announces, what it saw, and what it keeps across restarts.
-#[derive(Default)]
-struct Settings {
-    personality: Option<Personality>,
-    port: AtomicU64,
-    /// Sent as `OCI-Chunk-Min-Length` when a session opens.
-    min_chunk: Option<u64>,
-    /// The body length of every PATCH, in arrival order.
-    patches: Mutex<Vec<u64>>,
-    /// Commits still to fail with the connection closed unanswered, and with a 500.
-    commit_failures: AtomicU32,
-    commit_500s: AtomicU32,
-    uploads: Table,
-}
-
-impl Settings {
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port.load(Ordering::SeqCst))
-    }
-
-    fn take_commit_failure(&self) -> bool {
-        take_one(&self.commit_failures)
-    }
-
-    fn take_commit_500(&self) -> bool {
-        take_one(&self.commit_500s)
-    }
-}
-
-fn take_one(counter: &AtomicU32) -> bool {
-    counter
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-/// What the server does with a request: answer it, or drop the connection unanswered.
-enum Answer {
-    Reply(String),
-    Close,
 }
 
 struct Running {
@@ -372,48 +335,4 @@ impl Store {
             _ => reply(200, &headers, &bytes),
         }
     }
-}
-
-/// The digest of the first `len` bytes of the file at `path`.
-fn sha256_prefix(path: &Path, len: u64) -> String {
-    let mut file = fs::File::open(path).unwrap().take(len);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf).unwrap() {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        }
-    }
-    hex_digest(&hasher.finalize())
-}
-
-fn digest_of(bytes: &[u8]) -> String {
-    hex_digest(&Sha256::digest(bytes))
-}
-
-pub(super) fn hex_digest(hash: &[u8]) -> String {
-    format!("sha256:{}", crate::hex(hash))
-}
-
-fn reply(status: u16, headers: &[(String, String)], body: &str) -> String {
-    let mut text = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\n",
-        crate::http_server::reason(status),
-        body.len()
-    );
-    for (name, value) in headers {
-        text.push_str(&format!("{name}: {value}\r\n"));
-    }
-    text.push_str("\r\n");
-    text.push_str(body);
-    text
-}
-
-/// A HEAD reply: the length of what a GET would send, and no body.
-fn reply_head(status: u16, len: u64, digest: &str) -> String {
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Length: {len}\r\nDocker-Content-Digest: {digest}\r\n\r\n",
-        crate::http_server::reason(status)
-    )
 }

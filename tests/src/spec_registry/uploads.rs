@@ -1,40 +1,20 @@
 //! Blob uploads as each [`Personality`] keeps them: open, PATCH, GET status, commit.
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
 use super::personality::Personality;
-use super::{reply, Answer, Settings};
+use super::settings::Settings;
+use super::table::{Table, Upload};
+use super::wire::{hex_digest, reply, sha256_prefix, Answer};
 use crate::http_server::Request;
 
 const GHCR_LIMIT: u64 = 4 << 20;
 const S3_MIN_PART: u64 = 5 << 20;
-
-/// One upload's record (the bytes are in a file beside it).
-#[derive(Clone)]
-pub(super) struct Upload {
-    /// What the registry's record says it holds.
-    count: u64,
-    /// Quay's stored sha256 state: the bytes it hashed, in the order it took them.
-    sha: Sha256,
-    /// Artifactory HA: the node whose disk holds the bytes.
-    node: Option<u64>,
-    /// ECR: where its `Range` answers stay (the end of the first part).
-    first_part_end: Option<u64>,
-    /// ECR: a part under 5 MiB came before another part.
-    small_part: bool,
-    /// ECR: the size of the last part stored.
-    last_part: Option<u64>,
-    patches: u32,
-}
-
-pub(super) type Table = Arc<Mutex<HashMap<String, Upload>>>;
 
 pub(super) struct Uploads<'a> {
     pub root: PathBuf,
@@ -349,8 +329,8 @@ impl Uploads<'_> {
         let upload = self.get(uuid).expect("present");
         let digest = request.param("digest").unwrap_or_default().to_string();
         let held = match self.personality {
-            Personality::Quay => super::hex_digest(&upload.sha.clone().finalize()),
-            _ => super::sha256_prefix(&self.path(uuid), upload.count),
+            Personality::Quay => hex_digest(&upload.sha.clone().finalize()),
+            _ => sha256_prefix(&self.path(uuid), upload.count),
         };
         if upload.small_part {
             self.forget(uuid);

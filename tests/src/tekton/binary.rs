@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{flags_in_help, load_task, task_reference_problems, unknown_flags};
+use super::checks::{flags_in_help, task_reference_problems, unknown_flags};
+use super::load::load_task;
 
 /// Panics with every problem found in the Task at `task` for the binary at `binary`.
 pub fn check_task_runs_binary(task: &Path, binary: &str) {

@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 use serde_yaml_ng::Value;
 
-use super::types::scalar_string;
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVar {
@@ -383,4 +381,14 @@ pub struct LifecycleHandler {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SleepAction {
     pub seconds: i64,
+}
+
+/// The text of a YAML string, number or boolean; `None` for anything else.
+pub(crate) fn scalar_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }

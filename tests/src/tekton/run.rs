@@ -147,7 +147,7 @@ impl WorkspaceBinding {
 /// A PipelineRun from YAML; the error names the offending field and where it is.
 pub fn parse_pipeline_run(yaml: &str) -> Result<PipelineRun, String> {
     let run: PipelineRun = serde_yaml_ng::from_str(yaml).map_err(|e| e.to_string())?;
-    super::check_header(&run.api_version, &run.kind, "PipelineRun")?;
+    super::load::check_header(&run.api_version, &run.kind, "PipelineRun")?;
     Ok(run)
 }
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use super::k8s::{
-    ContainerPort, EnvFromSource, EnvVar, Lifecycle, Probe, ResourceRequirements, SecurityContext,
-    Volume, VolumeDevice, VolumeMount,
+    scalar_string, ContainerPort, EnvFromSource, EnvVar, Lifecycle, Probe, ResourceRequirements,
+    SecurityContext, Volume, VolumeDevice, VolumeMount,
 };
 
 /// `metadata`: only what a checked-in Task or Pipeline should carry.
@@ -125,16 +125,6 @@ impl TryFrom<Value> for ParamValue {
                 .map(ParamValue::Object),
             other => text(other).map(ParamValue::String),
         }
-    }
-}
-
-/// The text of a YAML string, number or boolean; `None` for anything else.
-pub(crate) fn scalar_string(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
     }
 }
 
