@@ -28,6 +28,8 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# No two files of a crate import each other, directly or round a loop.
+scripts/module-cycles.py
 if [ "$(id -u)" = 0 ]; then
   cargo test --workspace --locked
 else

@@ -14,8 +14,6 @@ use modelcar_shared::selection::{Rules, Skipped};
 use modelcar_shared::transfer::chunks::ChunkWriter;
 use modelcar_shared::transfer::SourceError;
 
-use crate::chunks_of_tar::send;
-
 /// `hf://ORG/REPO[@REV]`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubSpec {
@@ -126,7 +124,7 @@ impl HubSource {
             let end = at + piece.len() as u64;
             if end > skip {
                 let _ = piece.split_to(skip.saturating_sub(at) as usize);
-                send(writer, piece, progress).await?;
+                writer.write_counted(piece, progress).await?;
             }
             at = end;
         }

@@ -4,16 +4,24 @@
 pub mod args;
 pub mod base;
 pub mod cache;
-mod chunks_of_tar;
+mod error;
+mod file_reader;
 pub mod hub_source;
 pub mod image;
+mod labels;
+mod layers;
 pub mod limits;
 mod modelpack;
+mod options;
 pub mod plan;
-pub mod push;
+mod publish;
+mod record;
 pub mod report;
 mod run;
 mod send;
 pub mod tar_layout;
+mod tar_producer;
 
-pub use run::{run, BuildError, HubInput, ModelSource, Options};
+pub use error::BuildError;
+pub use options::{HubInput, ModelSource, Options};
+pub use run::run;

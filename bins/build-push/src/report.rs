@@ -4,6 +4,12 @@ use serde::Serialize;
 
 use modelcar_shared::cli::Report;
 use modelcar_shared::progress::human_bytes;
+use modelcar_shared::transfer::DestSpec;
+
+use crate::base::BaseImage;
+use crate::layers::ModelLayer;
+use crate::publish::PushedImage;
+use crate::send::DestLayers;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
@@ -88,4 +94,86 @@ impl Report for PushReport {
             ("IMAGE_DIGEST", self.digest.clone()),
         ]
     }
+}
+
+/// What a push did, gathered for its report.
+pub struct PushOutcome<'a> {
+    pub specs: &'a [DestSpec],
+    pub image: &'a PushedImage,
+    pub layers: &'a [ModelLayer],
+    /// What became of each layer, per destination.
+    pub sent: &'a [DestLayers],
+    /// The ModelPack's reference at each destination, and its digest.
+    pub modelpack: Option<(Vec<String>, String)>,
+    pub base: &'a BaseImage,
+    pub seconds: f64,
+}
+
+impl PushReport {
+    pub fn new(outcome: PushOutcome<'_>) -> Self {
+        let PushOutcome {
+            specs,
+            image,
+            sent,
+            modelpack,
+            ..
+        } = &outcome;
+        let digest = &image.manifest.digest;
+        Self {
+            image: specs[0].display(),
+            digest: digest.clone(),
+            size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
+            layers: layer_reports(outcome.layers, &sent[0]),
+            bytes_sent: bytes_sent(&sent[0]),
+            destinations: specs
+                .iter()
+                .zip(sent.iter())
+                .enumerate()
+                .map(|(i, (spec, d))| DestinationReport {
+                    image: spec.display(),
+                    digest: digest.clone(),
+                    bytes_sent: bytes_sent(d),
+                    modelpack: modelpack.as_ref().map(|(refs, _)| refs[i].clone()),
+                })
+                .collect(),
+            modelpack: modelpack.as_ref().map(|(refs, digest)| ArtifactReport {
+                image: refs[0].clone(),
+                digest: digest.clone(),
+            }),
+            base: outcome
+                .base
+                .source
+                .as_ref()
+                .map(|s| format!("{}@{}", s.reference.name(), s.manifest_digest)),
+            seconds: outcome.seconds,
+        }
+    }
+}
+
+/// Layer bytes uploaded to one destination.
+fn bytes_sent(d: &DestLayers) -> u64 {
+    d.base
+        .iter()
+        .chain(&d.model)
+        .filter(|o| o.uploaded)
+        .map(|o| o.size)
+        .sum()
+}
+
+/// Base layers (untitled), then model layers, as they went to one destination.
+fn layer_reports(layers: &[ModelLayer], sent: &DestLayers) -> Vec<LayerReport> {
+    let base = sent.base.iter().map(|o| (o, None));
+    let model = sent
+        .model
+        .iter()
+        .zip(layers)
+        .map(|(o, l)| (o, Some(l.plan.title.clone())));
+    base.chain(model)
+        .map(|(o, title)| LayerReport {
+            digest: o.digest.clone(),
+            size: o.size,
+            title,
+            sent: o.uploaded,
+        })
+        .collect()
 }

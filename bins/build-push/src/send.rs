@@ -1,65 +1,71 @@
-//! Sending the image's layers to every destination: base layers copied (mounted within a
-//! registry), model layers read once and streamed to each destination that lacks them,
-//! `--jobs` layers at a time.
+//! Sending the image's layers to every destination, `--jobs` layers at a time, each through
+//! `send_blob` (skipped where present, mounted within a registry, else read once for all the
+//! destinations that lack it): base layers copied from the base's registry, model layers made
+//! from the files.
 
 use futures_util::{StreamExt, TryStreamExt};
 
 use modelcar_shared::oci::Descriptor;
-use modelcar_shared::progress::Progress;
-use modelcar_shared::transfer::{copy_blob, Destination, DigestCheck, Sent};
+use modelcar_shared::transfer::{
+    send_blob, Blob, BlobOutcome, Destination, DigestCheck, RemoteBlob, Sending,
+};
 
 use crate::base::BaseImage;
 use crate::cache::{CachedLayer, DigestCache};
+use crate::error::BuildError;
 use crate::hub_source::HubSource;
-use crate::push::{push_layer, LayerSource};
-use crate::run::{BuildError, ModelLayer, Options};
+use crate::layers::ModelLayer;
+use crate::tar_producer::TarProducer;
 
-/// What happened to each layer at one destination: base layers, then model layers.
+/// What became of each layer at one destination: base layers, then model layers.
 pub struct DestLayers {
-    pub base: Vec<Sent>,
-    pub model: Vec<Sent>,
+    pub base: Vec<BlobOutcome>,
+    pub model: Vec<BlobOutcome>,
+}
+
+/// The layers to send and what they are read from.
+pub struct Layers<'a> {
+    pub base: &'a BaseImage,
+    pub model: &'a [ModelLayer],
+    pub hub: Option<&'a HubSource>,
+    pub cache: &'a DigestCache,
 }
 
 /// Sends base and model layers to `dests`; the first failure stops the rest. Returns one
 /// [`DestLayers`] per destination, in order.
 pub async fn send_layers(
-    opts: &Options,
     dests: &[&Destination],
-    base: &BaseImage,
-    layers: &[ModelLayer],
-    hub: Option<&HubSource>,
-    cache: &DigestCache,
-    progress: &Progress,
+    layers: &Layers<'_>,
+    jobs: usize,
+    how: Sending<'_>,
 ) -> Result<Vec<DestLayers>, BuildError> {
     enum Job<'a> {
         Base(&'a Descriptor),
         Model(&'a ModelLayer),
     }
-    let jobs = base
+    let jobs_in_order = layers
+        .base
         .layers
         .iter()
         .map(Job::Base)
-        .chain(layers.iter().map(Job::Model));
-    // One entry per layer, each with one `Sent` per destination.
-    let results: Vec<Vec<Sent>> = futures_util::stream::iter(jobs)
+        .chain(layers.model.iter().map(Job::Model));
+    // One entry per layer, each with one outcome per destination.
+    let results: Vec<Vec<BlobOutcome>> = futures_util::stream::iter(jobs_in_order)
         .map(|job| async move {
             match job {
-                Job::Base(descriptor) => {
-                    send_base_layer(opts, dests, base, descriptor, progress).await
-                }
-                Job::Model(layer) => {
-                    send_model_layer(opts, dests, layer, hub, cache, progress).await
-                }
+                Job::Base(descriptor) => send_base_layer(dests, layers.base, descriptor, how).await,
+                Job::Model(layer) => send_model_layer(dests, layers, layer, how).await,
             }
         })
-        .buffered(opts.jobs.max(1))
+        .buffered(jobs.max(1))
         .try_collect()
         .await?;
+    let base_count = layers.base.layers.len();
     let per_dest = (0..dests.len())
         .map(|d| {
             let mut all = results.iter().map(|layer| layer[d].clone());
             DestLayers {
-                base: all.by_ref().take(base.layers.len()).collect(),
+                base: all.by_ref().take(base_count).collect(),
                 model: all.collect(),
             }
         })
@@ -68,76 +74,79 @@ pub async fn send_layers(
 }
 
 async fn send_base_layer(
-    opts: &Options,
     dests: &[&Destination],
     base: &BaseImage,
     descriptor: &Descriptor,
-    progress: &Progress,
-) -> Result<Vec<Sent>, BuildError> {
+    how: Sending<'_>,
+) -> Result<Vec<BlobOutcome>, BuildError> {
     let source = base
         .source
         .as_ref()
         .expect("a base with layers has a source");
-    let mut sent = Vec::with_capacity(dests.len());
-    for dest in dests {
-        let copied = copy_blob(
-            dest,
-            &source.client,
-            descriptor,
-            DigestCheck::Destination,
-            opts.upload_method,
-            &opts.uploads,
-            progress,
-        )
+    let producer = RemoteBlob {
+        client: &source.client,
+        descriptor,
+        check: DigestCheck::Destination,
+    };
+    let blob = Blob {
+        producer: &producer,
+        digest: Some(&descriptor.digest),
+        mount_from: Some(source.client.reference()),
+    };
+    send_blob(dests, blob, how)
         .await
         .map_err(|source| BuildError::BaseLayer {
             digest: descriptor.digest.clone(),
             source,
-        })?;
-        sent.push(copied);
-    }
-    Ok(sent)
+        })
 }
 
 async fn send_model_layer(
-    opts: &Options,
     dests: &[&Destination],
+    layers: &Layers<'_>,
     layer: &ModelLayer,
-    hub: Option<&HubSource>,
-    cache: &DigestCache,
-    progress: &Progress,
-) -> Result<Vec<Sent>, BuildError> {
-    let cached = cache
+    how: Sending<'_>,
+) -> Result<Vec<BlobOutcome>, BuildError> {
+    let cached = layers
+        .cache
         .get(&layer.cache_key)
         .filter(|c| c.size == layer.layout.size);
-    let source = LayerSource {
-        layout: &layer.layout,
-        hub,
-        key: &layer.cache_key,
-    };
     let known = cached.as_ref().map(|c| c.digest.as_str());
-    let pushed = push_layer(
-        dests,
-        source,
-        known,
-        opts.upload_method,
-        &opts.uploads,
-        progress,
-    )
-    .await
-    .map_err(|source| BuildError::Layer {
-        title: layer.plan.title.clone(),
-        source,
-    })?;
-    let first = &pushed[0];
+    let producer = TarProducer {
+        layout: &layer.layout,
+        key: &layer.cache_key,
+        hub: layers.hub,
+    };
+    let blob = Blob {
+        producer: &producer,
+        digest: known,
+        mount_from: None,
+    };
+    let outcomes = send_blob(dests, blob, how)
+        .await
+        .map_err(|source| BuildError::Layer {
+            title: layer.plan.title.clone(),
+            source,
+        })?;
+    let first = &outcomes[0];
+    let read = outcomes.iter().find(|o| o.uploaded);
+    if let (Some(known), Some(read)) = (known, read.filter(|r| Some(r.digest.as_str()) != known)) {
+        tracing::warn!(
+            "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",
+            read.digest
+        );
+    }
     let entry = CachedLayer {
         digest: first.digest.clone(),
         size: first.size,
     };
-    if let Err(e) = cache.record(&layer.cache_key, entry) {
-        tracing::warn!("cannot update the digest cache {:?}: {e}", cache.path());
+    if let Err(e) = layers.cache.record(&layer.cache_key, entry) {
+        tracing::warn!(
+            "cannot update the digest cache {:?}: {e}",
+            layers.cache.path()
+        );
     }
-    let sent_to = pushed.iter().filter(|p| p.sent).count();
+    let sent_to = outcomes.iter().filter(|o| o.uploaded).count();
     match sent_to {
         0 => tracing::info!("already there: {} ({} bytes)", layer.plan.title, first.size),
         n => tracing::info!(
@@ -147,5 +156,5 @@ async fn send_model_layer(
             dests.len()
         ),
     }
-    Ok(pushed)
+    Ok(outcomes)
 }

@@ -1,7 +1,8 @@
-//! Copying the source image to one destination: blobs first (`--jobs` at a time, skipped,
-//! mounted or streamed with their digest checked by the destination, and here too with
-//! `--verify-locally`), then the listed manifests by digest, and the tagged manifest last, so
-//! a failed copy never leaves a tag pointing at missing blobs.
+//! Copying the source image to every destination at once: blobs first (`--jobs` at a time,
+//! each read from the source once for all the destinations that lack it, through
+//! `send_blob`: skipped, mounted or streamed, its digest checked by each destination, and here
+//! too with `--verify-locally`), then the listed manifests by digest, and the tagged manifest
+//! last, so a failed copy never leaves a tag pointing at missing blobs.
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use modelcar_shared::progress::Progress;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient};
 use modelcar_shared::transfer::{
-    copy_blob, Destination, DigestCheck, Sent, UploadLog, UploadMethod,
+    send_blob, Blob, BlobOutcome, Destination, DigestCheck, RemoteBlob, Sending, UploadLog,
+    UploadMethod,
 };
 
 use crate::error::MirrorError;
@@ -26,16 +28,38 @@ pub struct CopySettings<'a> {
     pub progress_every: Duration,
 }
 
-pub async fn copy_to(
+/// A destination repository, opened.
+struct Target<'a> {
+    reference: &'a Reference,
+    client: RegistryClient,
+    dest: Destination,
+}
+
+/// Copies `source` to every destination of `dests`; returns a report for each, in order.
+pub async fn copy_to_all(
     source: &SourceImage,
-    dest: &Reference,
+    dests: &[Reference],
     settings: &CopySettings<'_>,
-) -> Result<DestReport, MirrorError> {
-    let image = dest.to_string();
-    let dest_error = |e| MirrorError::Dest {
-        image: image.clone(),
-        source: e,
-    };
+) -> Result<Vec<DestReport>, MirrorError> {
+    let targets = dests
+        .iter()
+        .map(|d| open(source, d, settings.connect))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = dests.iter().map(Reference::to_string).collect();
+    let blob_outcomes = copy_blobs(source, &targets, &names.join(", "), settings).await?;
+    let mut reports = Vec::with_capacity(targets.len());
+    for (index, target) in targets.iter().enumerate() {
+        let outcomes: Vec<&BlobOutcome> = blob_outcomes.iter().map(|b| &b[index]).collect();
+        reports.push(put_manifests(source, target, &outcomes).await?);
+    }
+    Ok(reports)
+}
+
+fn open<'a>(
+    source: &SourceImage,
+    dest: &'a Reference,
+    connect: &ConnectOptions,
+) -> Result<Target<'a>, MirrorError> {
     let same_registry = source.reference.api_host() == dest.api_host();
     let mount_from = if same_registry {
         vec![source.reference.repository.clone()]
@@ -43,46 +67,85 @@ pub async fn copy_to(
         Vec::new()
     };
     let client =
-        RegistryClient::for_push(dest, &mount_from, settings.connect).map_err(dest_error)?;
-    let target = Destination::Registry(client.clone());
+        RegistryClient::for_push(dest, &mount_from, connect).map_err(|e| MirrorError::Dest {
+            image: dest.to_string(),
+            source: e,
+        })?;
+    Ok(Target {
+        reference: dest,
+        dest: Destination::Registry(client.clone()),
+        client,
+    })
+}
 
-    let total = source.blobs.iter().map(|b| b.size).sum();
-    let progress = Progress::new(format!("copying to {image}"), total);
+/// Every blob of the source to every target; per blob, what became of it at each target.
+async fn copy_blobs(
+    source: &SourceImage,
+    targets: &[Target<'_>],
+    names: &str,
+    settings: &CopySettings<'_>,
+) -> Result<Vec<Vec<BlobOutcome>>, MirrorError> {
+    let dests: Vec<&Destination> = targets.iter().map(|t| &t.dest).collect();
+    let total: u64 = source.blobs.iter().map(|b| b.size).sum();
+    let progress = Progress::new(format!("copying to {names}"), total * dests.len() as u64);
     let _reporter = progress.spawn_reporter(settings.progress_every);
-    let sent: Vec<Sent> = futures_util::stream::iter(&source.blobs)
-        .map(|blob| {
-            let (target, progress, image) = (&target, &progress, &image);
+    let how = Sending {
+        method: settings.upload_method,
+        uploads: settings.uploads,
+        progress: &progress,
+    };
+    futures_util::stream::iter(&source.blobs)
+        .map(|descriptor| {
+            let dests = &dests;
             async move {
-                let (chunk, uploads) = (settings.upload_method, settings.uploads);
-                let sent = copy_blob(
-                    target,
-                    &source.client,
-                    blob,
-                    settings.check,
-                    chunk,
-                    uploads,
-                    progress,
-                )
-                .await;
-                if let Ok(s) = &sent {
-                    let verb = if s.sent {
-                        "copied"
-                    } else {
-                        "already there or mounted:"
-                    };
-                    tracing::info!("{verb} blob {} ({} bytes)", s.digest, s.size);
-                }
-                sent.map_err(|e| MirrorError::Blob {
-                    image: image.clone(),
-                    digest: blob.digest.clone(),
-                    source: Box::new(e),
-                })
+                let producer = RemoteBlob {
+                    client: &source.client,
+                    descriptor,
+                    check: settings.check,
+                };
+                let blob = Blob {
+                    producer: &producer,
+                    digest: Some(&descriptor.digest),
+                    mount_from: Some(source.client.reference()),
+                };
+                let outcomes =
+                    send_blob(dests, blob, how)
+                        .await
+                        .map_err(|e| MirrorError::Blob {
+                            image: names.to_string(),
+                            digest: descriptor.digest.clone(),
+                            source: Box::new(e),
+                        })?;
+                log_blob(&outcomes, &descriptor.digest, descriptor.size);
+                Ok(outcomes)
             }
         })
         .buffer_unordered(settings.jobs.max(1))
         .try_collect()
-        .await?;
+        .await
+}
 
+fn log_blob(outcomes: &[BlobOutcome], digest: &str, size: u64) {
+    let uploaded = outcomes.iter().filter(|o| o.uploaded).count();
+    match (uploaded, outcomes.len()) {
+        (0, _) => tracing::info!("already there or mounted: blob {digest} ({size} bytes)"),
+        (_, 1) => tracing::info!("copied blob {digest} ({size} bytes)"),
+        (n, all) => tracing::info!("copied blob {digest} ({size} bytes) to {n} of {all}"),
+    }
+}
+
+/// The listed manifests by digest, then the top one under its tag (or digest); the report.
+async fn put_manifests(
+    source: &SourceImage,
+    target: &Target<'_>,
+    blobs: &[&BlobOutcome],
+) -> Result<DestReport, MirrorError> {
+    let (dest, client) = (target.reference, &target.client);
+    let image = dest.to_string();
+    let dest_error = |e| MirrorError::Dest {
+        image: image.clone(),
+        source: e,
+    };
     for child in &source.children {
         client
             .put_manifest(&child.digest, &child.media_type, child.bytes.clone())
@@ -102,7 +165,7 @@ pub async fn copy_to(
             actual: stored,
         });
     }
-    let copied: Vec<&Sent> = sent.iter().filter(|s| s.sent).collect();
+    let copied: Vec<&&BlobOutcome> = blobs.iter().filter(|o| o.uploaded).collect();
     Ok(DestReport {
         image: match &tag {
             Some(tag) => format!("{}:{tag}", dest.name()),
@@ -110,9 +173,9 @@ pub async fn copy_to(
         },
         name: dest.name(),
         digest: source.top.digest.clone(),
-        blobs: sent.len(),
+        blobs: blobs.len(),
         blobs_copied: copied.len(),
-        bytes_copied: copied.iter().map(|s| s.size).sum(),
+        bytes_copied: copied.iter().map(|o| o.size).sum(),
         manifests: source.children.len() + 1,
     })
 }

@@ -1,5 +1,6 @@
 //! mirror: copies an image (a manifest, or an index and all it lists) from one registry to one
-//! or more others, byte for byte, so every destination has the source's digest.
+//! or more others, byte for byte, so every destination has the source's digest; each blob is
+//! read from the source once, however many destinations lack it.
 
 mod copy;
 mod error;
@@ -45,9 +46,8 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
         uploads: &opts.uploads,
         progress_every: opts.progress_every,
     };
-    let mut destinations = Vec::new();
-    for dest in &opts.destinations {
-        let report = copy::copy_to(&source, dest, &settings).await?;
+    let destinations = copy::copy_to_all(&source, &opts.destinations, &settings).await?;
+    for report in &destinations {
         tracing::info!(
             "{} -> {}: {} bytes copied",
             opts.source,
@@ -63,7 +63,6 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
             };
             ws.metadata()?.update(|m| m.record_mirror(record))?;
         }
-        destinations.push(report);
     }
     Ok(MirrorReport {
         source: opts.source.to_string(),

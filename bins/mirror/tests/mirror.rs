@@ -189,6 +189,43 @@ async fn modelcar_and_index_arrive_with_identical_digests_and_a_rerun_copies_not
     assert_eq!(one["destinations"][0]["manifests"], 1);
 }
 
+/// Two destinations from one read of the source: a counting proxy in front of the source
+/// registry sees each blob go out once, not once per destination, and both destinations end
+/// with the source's digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_destinations_read_each_source_blob_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    write_model(&model, 3, 2 * MIB);
+    let (a, b, c) = (Registry::start(), Registry::start(), Registry::start());
+    let digest = build_image(&model, &format!("{}/org/model:v1", a.host()), "linux/amd64").await;
+    let source = CountingProxy::start(&a.host());
+    let (to_b, to_c) = (
+        format!("{}/org/model:v1", b.host()),
+        format!("{}/org/model:v1", c.host()),
+    );
+    let report = mirror_json(&[&format!("{}/org/model:v1", source.host()), &to_b, &to_c]);
+    let blob_bytes = report["destinations"][0]["bytes_copied"].as_u64().unwrap();
+    eprintln!(
+        "two destinations: {} bytes read from the source for {blob_bytes} bytes of blobs \
+         copied to each",
+        source.bytes_down()
+    );
+    assert!(blob_bytes > 6 * MIB, "{report}");
+    assert_eq!(report["destinations"][1]["bytes_copied"], blob_bytes);
+    assert!(
+        source.bytes_down() < blob_bytes + 256 * 1024,
+        "each blob read once: {} bytes down for {blob_bytes} of blobs",
+        source.bytes_down()
+    );
+    for dest in [&to_b, &to_c] {
+        assert_eq!(
+            skopeo_inspect(&format!("docker://{dest}"))["Digest"],
+            digest
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn within_one_registry_blobs_are_mounted_not_copied() {
     let tmp = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use reqwest::Url;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
-use super::HubError;
+use super::error::HubError;
 use crate::http::{read_capped, read_prefix, BodyError};
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";

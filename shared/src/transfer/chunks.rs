@@ -7,7 +7,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::checkpoint::Checkpoint;
+use super::error::SourceError;
 use super::resume_points::{ResumePoints, MARK_EVERY};
+use crate::progress::Progress;
 
 /// Largest piece handed to a request body at once.
 pub const PIECE: usize = 1 << 20;
@@ -119,6 +121,21 @@ impl ChunkWriter {
     /// The offset of the next byte to write: where the producer must start.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// [`write`](Self::write)s `bytes` and counts what was sent in `progress`; a consumer that
+    /// stopped taking bytes is [`SourceError::Abandoned`] (its own error is the one to report).
+    pub async fn write_counted(
+        &mut self,
+        bytes: Bytes,
+        progress: &Progress,
+    ) -> Result<(), SourceError> {
+        let sent = self
+            .write(bytes)
+            .await
+            .map_err(|_| SourceError::Abandoned)?;
+        progress.add(sent);
+        Ok(())
     }
 
     /// Hashes `bytes` and sends those not already at each destination, starting new chunks at

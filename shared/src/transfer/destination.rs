@@ -8,11 +8,12 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::oci::Descriptor;
-use crate::registry::{ConnectOptions, Reference, RegistryClient, RegistryError, UploadSession};
+use crate::registry::{ConnectOptions, Reference, RegistryClient, UploadSession};
 
 use super::chunks::{body_of, Chunk};
+use super::error::DestError;
 use super::method::UploadMethod;
-pub use super::oci_layout::OciLayout;
+use super::oci_layout::OciLayout;
 use super::uploads::UploadKey;
 
 /// The DEST argument, parsed.
@@ -48,31 +49,25 @@ impl DestSpec {
         }
     }
 
+    /// The same place under another tag (where a ModelPack goes beside the image).
+    pub fn with_tag(&self, tag: &str) -> Self {
+        match self {
+            Self::Registry(r) => Self::Registry(Reference {
+                tag: Some(tag.to_string()),
+                digest: None,
+                ..r.clone()
+            }),
+            Self::Layout { dir, .. } => Self::Layout {
+                dir: dir.clone(),
+                tag: tag.to_string(),
+            },
+        }
+    }
+
     pub fn tag(&self) -> String {
         match self {
             Self::Registry(r) => r.tag.clone().unwrap_or_else(|| "latest".into()),
             Self::Layout { tag, .. } => tag.clone(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DestError {
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error("cannot write {path}: {source}")]
-    Layout {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl DestError {
-    /// Whether a fresh attempt at the same blob may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Registry(e) => e.is_transient(),
-            Self::Layout { .. } => false,
         }
     }
 }
@@ -261,10 +256,25 @@ impl Destination {
         }
     }
 
-    pub async fn put_blob(&self, digest: &str, bytes: Bytes) -> Result<(), DestError> {
-        if self.has_blob(digest).await? {
-            return Ok(());
+    /// Takes a blob linked from `from` (another repository of the same registry) without
+    /// its bytes; `false` where that cannot be done, and it must be sent.
+    pub async fn mount(&self, digest: &str, from: &Reference) -> Result<bool, DestError> {
+        let Self::Registry(client) = self else {
+            return Ok(false);
+        };
+        if !client.same_registry(from) {
+            return Ok(false);
         }
+        // Some(_): the registry opened an upload instead; a stream opens its own.
+        let mounted = client.mount_blob(digest, &from.repository).await?.is_none();
+        if mounted {
+            tracing::debug!(digest, "mounted from {}", from.repository);
+        }
+        Ok(mounted)
+    }
+
+    /// Stores a few bytes under `digest` in one request.
+    pub async fn put_bytes(&self, digest: &str, bytes: Bytes) -> Result<(), DestError> {
         match self {
             Self::Registry(client) => Ok(client.upload_bytes(bytes, digest).await?),
             Self::Layout(layout) => layout.write_file(&layout.blob_path(digest), &bytes),

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use super::checkpoint::Checkpoint;
 use super::chunks::{Chunk, StreamStart};
-use super::destination::{DestError, Destination, Pending};
+use super::destination::{Destination, Pending};
+use super::error::DestError;
 use super::method::UploadMethod;
 use super::resume_points::ResumePoints;
 use crate::registry::RegistryError;

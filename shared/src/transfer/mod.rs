@@ -5,19 +5,25 @@
 
 pub mod checkpoint;
 pub mod chunks;
-mod copy;
 pub mod destination;
 mod download;
+mod error;
 mod lane;
 mod method;
 mod oci_layout;
+mod producer;
+mod remote_blob;
 pub mod resume_points;
+mod send;
 mod stream;
 pub mod uploads;
 
-pub use copy::{copy_blob, DigestCheck, Producer, RemoteBlob, Sent, TransferError};
-pub use destination::{DestError, DestSpec, Destination, OciLayout};
-pub use download::{produce_download, SourceError};
+pub use destination::{DestSpec, Destination};
+pub use download::produce_download;
+pub use error::{DestError, SourceError, TransferError};
 pub use method::UploadMethod;
-pub use stream::{stream_blob, stream_blob_to_all};
+pub use oci_layout::OciLayout;
+pub use producer::{BlobOutcome, DigestCheck, InMemoryBlob, Producer};
+pub use remote_blob::RemoteBlob;
+pub use send::{send_blob, Blob, Sending};
 pub use uploads::UploadLog;

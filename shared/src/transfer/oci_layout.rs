@@ -7,7 +7,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::chunks::Chunk;
-use super::destination::DestError;
+use super::error::DestError;
 use crate::atomic_file::write_atomic;
 use crate::oci::{Descriptor, ImageIndex, ANNOTATION_REF_NAME, OCI_INDEX};
 

@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use super::chunks::ChunkWriter;
-use super::copy::{Producer, Sent, TransferError};
-use super::destination::{DestError, Destination};
-use super::download::SourceError;
+use super::destination::Destination;
+use super::error::{DestError, SourceError, TransferError};
 use super::lane::{Failure, Lane};
 use super::method::UploadMethod;
+use super::producer::{BlobOutcome, Producer};
 use super::resume_points::ResumePoints;
 use super::uploads::UploadLog;
 use crate::progress::Progress;
@@ -24,18 +24,6 @@ const TRANSIENT_ATTEMPTS: u32 = 4;
 /// Attempts at a blob in all, whatever the failures: a bound on every way round.
 const ALL_ATTEMPTS: u32 = 16;
 
-/// Streams `producer` into `dest`, going on from where an earlier attempt or run stopped.
-pub async fn stream_blob<P: Producer>(
-    dest: &Destination,
-    producer: &P,
-    method: UploadMethod,
-    uploads: &UploadLog,
-    progress: &Progress,
-) -> Result<Sent, TransferError> {
-    let mut sent = stream_blob_to_all(&[dest], producer, method, uploads, progress).await?;
-    Ok(sent.remove(0))
-}
-
 /// Streams `producer` into every destination of `dests` at once; returns what happened at
 /// each, in order.
 pub async fn stream_blob_to_all<P: Producer>(
@@ -44,7 +32,7 @@ pub async fn stream_blob_to_all<P: Producer>(
     method: UploadMethod,
     uploads: &UploadLog,
     progress: &Progress,
-) -> Result<Vec<Sent>, TransferError> {
+) -> Result<Vec<BlobOutcome>, TransferError> {
     let (size, id) = (producer.size(), producer.id());
     let hashing = !producer.checked_by_destination() || dests.iter().any(|d| !d.checks_digests());
     let mut lanes = Vec::with_capacity(dests.len());
@@ -54,7 +42,7 @@ pub async fn stream_blob_to_all<P: Producer>(
         progress.adjust_total(-(lane.start.send_from as i64));
         lanes.push((index, lane));
     }
-    let mut sent: Vec<Option<Sent>> = vec![None; dests.len()];
+    let mut sent: Vec<Option<BlobOutcome>> = vec![None; dests.len()];
     let mut budget = Budget::default();
     while !lanes.is_empty() {
         for (_, lane) in &lanes {
@@ -86,14 +74,8 @@ pub async fn stream_blob_to_all<P: Producer>(
     Ok(sent.into_iter().flatten().collect())
 }
 
-fn sent_blob(digest: Option<&str>, size: u64) -> Sent {
-    Sent {
-        digest: digest
-            .expect("a blob that arrived was produced")
-            .to_string(),
-        size,
-        sent: true,
-    }
+fn sent_blob(digest: Option<&str>, size: u64) -> BlobOutcome {
+    BlobOutcome::uploaded(digest.expect("a blob that arrived was produced"), size)
 }
 
 /// How many more attempts a blob gets: few for failures that only time may cure, more in all

@@ -22,8 +22,8 @@ use modelcar_shared::oci::{Descriptor, ImageManifest, ANNOTATION_TITLE, OCI_MANI
 
 use crate::hub_source::HubSource;
 use crate::image::ImageInfo;
+use crate::layers::ModelLayer;
 use crate::plan::{Entry, EntryKind};
-use crate::run::ModelLayer;
 use crate::tar_layout::FILE_MODE;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.model.manifest.v1+json";

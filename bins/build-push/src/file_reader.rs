@@ -1,5 +1,6 @@
-//! The producer of a model layer: its tar stream, read from the model files into a chunk
-//! stream (header bytes, file contents, padding), hashed as it passes, staged nowhere.
+//! Reading a planned model file into a layer's chunk stream: never through a symlink, only
+//! the file whose (device, inode) was planned, with O_DIRECT where the filesystem allows it,
+//! a few pieces ahead of the upload on a blocking thread.
 
 use std::path::Path;
 
@@ -9,103 +10,31 @@ use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
 use modelcar_shared::transfer::SourceError;
 
-use crate::hub_source::{HubFileRef, HubSource};
-use crate::tar_layout::{Segment, TarLayout};
-
-static ZEROS: [u8; PIECE] = [0; PIECE];
-
-/// Streams a tar layout into `writer` from the writer's position on (0, or where an upload
-/// goes on from); returns the layer digest.
-pub async fn produce_tar(
-    layout: &TarLayout,
-    hub: Option<&HubSource>,
-    mut writer: ChunkWriter,
-    progress: &Progress,
-) -> Result<String, SourceError> {
-    let mut segment_start = 0;
-    for segment in &layout.segments {
-        let segment_end = segment_start + segment.size();
-        // Bytes of this segment before the start position are not produced at all.
-        let skip = writer.position().clamp(segment_start, segment_end) - segment_start;
-        segment_start = segment_end;
-        if skip == segment.size() {
-            continue;
-        }
-        match segment {
-            Segment::Bytes(bytes) => {
-                send(&mut writer, bytes.slice(skip as usize..), progress).await?
-            }
-            Segment::Zeros(n) => {
-                let mut left = (n - skip) as usize;
-                while left > 0 {
-                    let take = left.min(PIECE);
-                    send(&mut writer, Bytes::from_static(&ZEROS[..take]), progress).await?;
-                    left -= take;
-                }
-            }
-            Segment::File {
-                path,
-                size,
-                identity,
-            } => {
-                let file = PlannedFile {
-                    path,
-                    size: *size,
-                    identity: *identity,
-                };
-                if let Err(e) = stream_file(&file, skip, &mut writer, progress).await {
-                    writer.fail(std::io::Error::other(e.to_string())).await;
-                    return Err(e);
-                }
-            }
-            Segment::HubFile {
-                repo_path,
-                size,
-                lfs_sha256,
-            } => {
-                let hub = hub.expect("a layer of Hub files is produced with its Hub source");
-                let file = HubFileRef {
-                    path: repo_path,
-                    size: *size,
-                    lfs_sha256: lfs_sha256.as_deref(),
-                };
-                if let Err(e) = hub.stream_file(&file, skip, &mut writer, progress).await {
-                    writer.fail(std::io::Error::other(e.to_string())).await;
-                    return Err(e);
-                }
-            }
-        }
-    }
-    // A layer's digest is only known once it is hashed: its writer always hashes.
-    Ok(writer
-        .finish()
-        .expect("a layer of unknown digest is hashed as it streams"))
-}
-
 /// A model file as planned: where it is, its size, and its (device, inode).
-struct PlannedFile<'a> {
-    path: &'a Path,
-    size: u64,
-    identity: (u64, u64),
+pub struct PlannedFile<'a> {
+    pub path: &'a Path,
+    pub size: u64,
+    pub identity: (u64, u64),
 }
 
-/// Streams bytes `start..size` of the planned file.
-async fn stream_file(
-    file: &PlannedFile<'_>,
-    start: u64,
-    writer: &mut ChunkWriter,
-    progress: &Progress,
-) -> Result<(), SourceError> {
-    // A blocking thread reads the file a few pieces ahead of the upload.
-    let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-    let reader = {
-        let (path, size, identity) = (file.path.to_path_buf(), file.size, file.identity);
-        tokio::task::spawn_blocking(move || read_pieces(&path, identity, start, size, &tx))
-    };
-    while let Some(piece) = rx.recv().await {
-        send(writer, piece, progress).await?;
+impl PlannedFile<'_> {
+    /// Streams bytes `start..size` of the file into `writer`.
+    pub async fn stream(
+        &self,
+        start: u64,
+        writer: &mut ChunkWriter,
+        progress: &Progress,
+    ) -> Result<(), SourceError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let reader = {
+            let (path, size, identity) = (self.path.to_path_buf(), self.size, self.identity);
+            tokio::task::spawn_blocking(move || read_pieces(&path, identity, start, size, &tx))
+        };
+        while let Some(piece) = rx.recv().await {
+            writer.write_counted(piece, progress).await?;
+        }
+        reader.await.expect("the file reader does not panic")
     }
-    reader.await.expect("the file reader does not panic")
 }
 
 /// Pieces read ahead per file being sent.
@@ -218,19 +147,6 @@ fn read_piece(file: &mut std::fs::File, direct: bool, left: u64) -> std::io::Res
         }
     }
     Ok(Bytes::from(raw).slice(start..start + filled.min(want)))
-}
-
-pub(crate) async fn send(
-    writer: &mut ChunkWriter,
-    bytes: Bytes,
-    progress: &Progress,
-) -> Result<(), SourceError> {
-    let sent = writer
-        .write(bytes)
-        .await
-        .map_err(|_| SourceError::Abandoned)?;
-    progress.add(sent);
-    Ok(())
 }
 
 #[cfg(test)]

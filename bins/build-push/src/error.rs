@@ -1,0 +1,38 @@
+//! Why a build-push run failed.
+
+use modelcar_shared::metadata::MetadataError;
+use modelcar_shared::transfer::{DestError, TransferError};
+
+use crate::base::BaseError;
+use crate::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Hub(#[from] modelcar_shared::hub::HubError),
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    #[error(transparent)]
+    Dest(#[from] DestError),
+    #[error("layer {title}: {source}")]
+    Layer {
+        title: String,
+        source: TransferError,
+    },
+    #[error("base layer {digest}: {source}")]
+    BaseLayer {
+        digest: String,
+        source: TransferError,
+    },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Layout(#[from] modelcar_shared::layout::LayoutError),
+    #[error("cannot lay out the tar stream of {title}: {source}")]
+    Tar {
+        title: String,
+        source: std::io::Error,
+    },
+}
