@@ -1,14 +1,13 @@
 //! The `hf://ORG/REPO[@REV]` source: a repo's files at one commit, each streamed from the Hub
 //! into its place in a layer as the HTTP body arrives (the tar header is written from the
-//! Hub's listed size), so no copy of the model lands on any disk. An LFS file's bytes are
-//! checked against the Hub's sha256 as they pass; on a mismatch the layer's upload is
-//! abandoned before its commit, so no blob, and no manifest, points at wrong bytes.
+//! Hub's listed size), so no copy of the model lands on any disk. Every file's bytes are
+//! checked as they pass against the Hub's sha256 (LFS) or git blob id, as fetch-model checks
+//! them; on a mismatch the layer's upload is abandoned before its commit, so no blob, and no
+//! manifest, points at wrong bytes.
 
-use futures_util::StreamExt;
-use sha2::{Digest, Sha256};
-
-use modelcar_shared::digest::hex;
-use modelcar_shared::hub::{self, is_repo_id, HubClient, HubError, HubOptions, RepoEntry};
+use modelcar_shared::hub::{
+    self, is_repo_id, FileHasher, HubClient, HubError, HubOptions, RepoEntry, VerifiedBody,
+};
 use modelcar_shared::progress::Progress;
 use modelcar_shared::selection::{Rules, Skipped};
 use modelcar_shared::transfer::chunks::ChunkWriter;
@@ -48,13 +47,6 @@ pub struct HubSource {
     pub sha: String,
 }
 
-/// A Hub file as a layer segment names it.
-pub struct HubFileRef<'a> {
-    pub path: &'a str,
-    pub size: u64,
-    pub lfs_sha256: Option<&'a str>,
-}
-
 /// What the repo holds at the resolved commit, and what the selection rules left out.
 pub struct HubListing {
     pub source: HubSource,
@@ -88,60 +80,36 @@ pub async fn list(
 }
 
 impl HubSource {
-    /// Streams `file` from byte `skip` on into `writer`. The body is read from byte 0 even
-    /// when resuming inside the file, so its sha256 is over every byte; the bytes before
-    /// `skip` are only hashed.
+    /// Streams `file` from byte `skip` on into `writer`, checked against the listing as it
+    /// passes (see `VerifiedBody`). The body is read from byte 0 even when resuming inside the
+    /// file, so its hash is over every byte; the bytes before `skip` are only hashed.
     pub async fn stream_file(
         &self,
-        file: &HubFileRef<'_>,
+        file: &RepoEntry,
         skip: u64,
         writer: &mut ChunkWriter,
         progress: &Progress,
     ) -> Result<(), SourceError> {
         let failed = |detail: String| SourceError::HubFile {
-            path: file.path.into(),
+            path: file.path.clone(),
             detail,
         };
         let (response, _) = self
             .client
-            .open_file(&self.repo, &self.sha, file.path, 0)
+            .open_file(&self.repo, &self.sha, &file.path, 0)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let mut hasher = file.lfs_sha256.map(|_| Sha256::new());
-        let mut at = 0u64;
-        let mut body = response.bytes_stream();
+        let mut body = VerifiedBody::new(file, response, FileHasher::new(file), 0);
         while let Some(piece) = body.next().await {
-            let mut piece = piece.map_err(|e| failed(format!("the download broke off: {e}")))?;
-            if at + piece.len() as u64 > file.size {
-                return Err(failed(format!(
-                    "more than the {} bytes the Hub lists",
-                    file.size
-                )));
-            }
-            if let Some(h) = &mut hasher {
-                h.update(&piece);
-            }
-            let end = at + piece.len() as u64;
-            if end > skip {
-                let _ = piece.split_to(skip.saturating_sub(at) as usize);
+            let at = body.position();
+            let mut piece = piece.map_err(|e| failed(e.to_string()))?;
+            let start = at - piece.len() as u64;
+            if at > skip {
+                let _ = piece.split_to(skip.saturating_sub(start) as usize);
                 writer.write_counted(piece, progress).await?;
             }
-            at = end;
         }
-        if at != file.size {
-            return Err(failed(format!(
-                "{at} bytes arrived, the Hub lists {}",
-                file.size
-            )));
-        }
-        if let (Some(expected), Some(h)) = (file.lfs_sha256, hasher) {
-            let actual = hex(&h.finalize());
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(failed(format!(
-                    "its bytes have sha256 {actual}, but the Hub lists {expected}"
-                )));
-            }
-        }
+        body.finish().map_err(|e| failed(e.to_string()))?;
         Ok(())
     }
 }

@@ -40,6 +40,9 @@ pub enum EntryKind {
         size: u64,
         /// The sha256 the Hub lists for an LFS file, checked as the bytes pass.
         lfs_sha256: Option<String>,
+        /// Its git blob id (of the LFS pointer, for an LFS file), checked as the bytes pass
+        /// for a file kept in git.
+        oid: String,
         /// The Hub's id of the content (LFS sha256, or git blob id): the digest cache's key.
         hub_id: String,
     },

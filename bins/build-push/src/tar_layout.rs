@@ -34,6 +34,7 @@ pub enum Segment {
         repo_path: String,
         size: u64,
         lfs_sha256: Option<String>,
+        oid: String,
     },
     Zeros(u64),
 }
@@ -99,12 +100,14 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
                 repo_path,
                 size,
                 lfs_sha256,
+                oid,
                 ..
             } => {
                 let content = Segment::HubFile {
                     repo_path: repo_path.clone(),
                     size: *size,
                     lfs_sha256: lfs_sha256.clone(),
+                    oid: oid.clone(),
                 };
                 append_file(
                     &mut headers,

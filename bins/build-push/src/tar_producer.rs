@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
+use modelcar_shared::hub::RepoEntry;
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
 use modelcar_shared::transfer::{Producer, SourceError, TransferError};
 
 use crate::file_reader::PlannedFile;
-use crate::hub_source::{HubFileRef, HubSource};
+use crate::hub_source::HubSource;
 use crate::tar_layout::{Segment, TarLayout};
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
@@ -65,12 +66,14 @@ async fn produce_tar(
                 repo_path,
                 size,
                 lfs_sha256,
+                oid,
             } => {
                 let hub = hub.expect("a layer of Hub files is produced with its Hub source");
-                let file = HubFileRef {
-                    path: repo_path,
+                let file = RepoEntry {
+                    path: repo_path.clone(),
                     size: *size,
-                    lfs_sha256: lfs_sha256.as_deref(),
+                    oid: oid.clone(),
+                    lfs_sha256: lfs_sha256.clone(),
                 };
                 if let Err(e) = hub.stream_file(&file, skip, &mut writer, progress).await {
                     writer.fail(std::io::Error::other(e.to_string())).await;

@@ -137,6 +137,34 @@ fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
     );
 }
 
+/// A file kept in git (not LFS) is checked too, by its git blob id, as fetch-model checks it:
+/// served with other bytes it fails its layer, and no manifest reaches the registry.
+#[test]
+fn a_git_file_that_does_not_match_its_blob_id_leaves_no_manifest() {
+    let hub = HubServer::start(vec![tiny_repo()]);
+    hub.corrupt("config.json");
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = format!("{}/org/bad:v1", registry.host());
+    let endpoint = hub.endpoint();
+    let out = build_push(
+        tmp.path(),
+        &hf_args(&endpoint, &format!("hf://{REPO}"), &image),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("config.json") && err.contains("git blob id"),
+        "{err}"
+    );
+    assert_eq!(
+        modelcar_testkit::http::get_status(&registry.host(), "/v2/org/bad/tags/list", None)
+            .unwrap(),
+        404,
+        "no manifest was pushed"
+    );
+}
+
 /// Killed (SIGKILL) once some layers are pushed, then run again with the same workspace: the
 /// rerun downloads only the files whose layers had not reached the registry.
 #[test]

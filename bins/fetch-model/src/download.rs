@@ -9,16 +9,14 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use modelcar_shared::atomic_file::FileLock;
-use modelcar_shared::hub::{HubClient, RepoEntry};
+use modelcar_shared::hub::{FileHasher, HubClient, PieceError, RepoEntry, VerifiedBody};
 use modelcar_shared::perms::{create_shared_dir_all, set_shared_file_mode};
 use modelcar_shared::progress::Progress;
 
 use crate::error::FetchError;
-use crate::verify::FileHasher;
 
 pub struct FileJob<'a> {
     pub client: &'a HubClient,
@@ -252,42 +250,40 @@ async fn append_rest(
         // The server sent the whole file: start the hash and the file again.
         hasher = FileHasher::new(job.entry);
     }
-    let mut written = body_start;
     let mut got = 0;
-    let mut body = response.bytes_stream();
+    let mut body = VerifiedBody::new(job.entry, response, hasher, body_start);
     while let Some(piece) = body.next().await {
         let bytes = match piece {
             Ok(bytes) => bytes,
-            Err(e) => {
+            Err(PieceError::Broken(e)) => {
                 file.flush().await.map_err(write_error)?;
                 return Err(Attempt::Dropped {
                     got,
                     error: e.to_string(),
                 });
             }
+            Err(PieceError::TooLong { got, size }) => {
+                return Err(final_error(FetchError::WrongSize {
+                    path: job.entry.path.clone(),
+                    got,
+                    size,
+                }));
+            }
         };
-        if written + bytes.len() as u64 > job.entry.size {
-            return Err(final_error(FetchError::WrongSize {
-                path: job.entry.path.clone(),
-                got: written + bytes.len() as u64,
-                size: job.entry.size,
-            }));
-        }
         file.write_all(&bytes).await.map_err(write_error)?;
-        hasher.update(&bytes);
-        written += bytes.len() as u64;
         got += bytes.len() as u64;
         progress.add(bytes.len() as u64);
     }
     file.flush().await.map_err(write_error)?;
     file.sync_all().await.map_err(write_error)?;
+    let written = body.position();
     if written != job.entry.size {
         return Err(Attempt::Dropped {
             got,
             error: format!("the body ended after {written} of {} bytes", job.entry.size),
         });
     }
-    Ok((hasher, got))
+    Ok((body.into_hasher(), got))
 }
 
 async fn open_partial(path: &Path, append: bool) -> std::io::Result<tokio::fs::File> {

@@ -7,7 +7,6 @@ mod download;
 mod error;
 mod plan;
 pub mod report;
-mod verify;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use modelcar_shared::hub::{self, RepoEntry};
+use modelcar_shared::hub::{self, FileHasher, Hashes, RepoEntry};
 use modelcar_shared::metadata::FileRecord;
 use modelcar_shared::perms::create_shared_dir_all;
 use modelcar_shared::selection::{Rules, Skipped};
 
 use crate::done::DoneFiles;
 use crate::error::FetchError;
-use crate::verify::FileHasher;
 use crate::Target;
 
 pub struct Todo {
@@ -128,7 +127,7 @@ impl Plan {
     }
 }
 
-pub(crate) fn hash_file(entry: &RepoEntry, path: &Path) -> Option<crate::verify::Hashes> {
+pub(crate) fn hash_file(entry: &RepoEntry, path: &Path) -> Option<Hashes> {
     let mut hasher = FileHasher::new(entry);
     hasher
         .update_from(&mut std::fs::File::open(path).ok()?)

@@ -10,9 +10,13 @@
 
 mod client;
 mod error;
+mod verified_body;
+mod verify;
 
 pub use client::{HubClient, HubOptions, RepoEntry, DEFAULT_ENDPOINT};
 pub use error::HubError;
+pub use verified_body::{EndError, PieceError, VerifiedBody};
+pub use verify::{FileHasher, Hashes, Mismatch};
 
 use crate::selection::{RepoFile, Rules, Skipped};
 

@@ -158,13 +158,13 @@ impl HubServer {
         self.hub.served.lock().unwrap().clear();
     }
 
-    /// The next GET of the file at `path` sends `bytes` body bytes, then the socket is shut.
     /// From now on `path` is served with its first byte flipped (its listing unchanged), as
     /// a broken proxy or storage would.
     pub fn corrupt(&self, path: &str) {
         self.hub.corrupted.lock().unwrap().insert(path.to_owned());
     }
 
+    /// The next GET of the file at `path` sends `bytes` body bytes, then the socket is shut.
     pub fn drop_connection_after(&self, path: &str, bytes: u64) {
         self.hub.cuts.lock().unwrap().insert(path.to_owned(), bytes);
     }

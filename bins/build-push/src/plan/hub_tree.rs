@@ -83,6 +83,7 @@ impl HubDir {
                         repo_path: file.path.clone(),
                         size: file.size,
                         lfs_sha256: file.lfs_sha256.clone(),
+                        oid: file.oid.clone(),
                         hub_id: file.lfs_sha256.clone().unwrap_or_else(|| file.oid.clone()),
                     },
                 }),

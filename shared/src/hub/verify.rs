@@ -5,8 +5,8 @@
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use modelcar_shared::digest::hex;
-use modelcar_shared::hub::RepoEntry;
+use super::client::RepoEntry;
+use crate::digest::hex;
 
 pub struct FileHasher {
     sha256: Sha256,
@@ -20,6 +20,7 @@ pub struct Hashes {
 }
 
 /// How a file failed its check.
+#[derive(Debug)]
 pub struct Mismatch {
     pub what: &'static str,
     pub expected: String,
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn lfs_files_are_checked_by_sha256() {
-        let sha = modelcar_shared::digest::sha256_digest(b"weights");
+        let sha = crate::digest::sha256_digest(b"weights");
         let e = entry(
             b"weights",
             Some(sha.trim_start_matches("sha256:").into()),
