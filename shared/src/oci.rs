@@ -92,6 +92,37 @@ impl Platform {
     }
 }
 
+impl std::fmt::Display for Platform {
+    /// `os/arch[/variant]`, as `--platform` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl ImageIndex {
+    /// The index's manifest for `platform` (the first entry that serves it); `Err` lists the
+    /// platforms it has, for an error a user can act on. build-push's base and mirror's
+    /// `--platform` pick a manifest this one way.
+    pub fn manifest_for(&self, platform: &Platform) -> Result<&Descriptor, String> {
+        self.manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
+            .ok_or_else(|| {
+                let available: Vec<String> = self
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.platform.as_ref())
+                    .map(Platform::to_string)
+                    .collect();
+                available.join(", ")
+            })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
@@ -135,6 +166,31 @@ pub fn is_index(media_type: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_index_gives_the_manifest_of_a_platform_or_says_which_it_has() {
+        let entry = |digest: &str, platform: &str| Descriptor {
+            platform: Platform::parse(platform),
+            ..Descriptor::new(OCI_MANIFEST, digest.into(), 1)
+        };
+        let index = ImageIndex {
+            schema_version: 2,
+            media_type: Some(OCI_INDEX.into()),
+            manifests: vec![
+                entry("sha256:a", "linux/amd64"),
+                entry("sha256:b", "linux/arm64/v8"),
+            ],
+            annotations: BTreeMap::new(),
+            extra: Map::new(),
+        };
+        let arm = Platform::parse("linux/arm64").unwrap();
+        assert_eq!(index.manifest_for(&arm).unwrap().digest, "sha256:b");
+        let s390x = Platform::parse("linux/s390x").unwrap();
+        assert_eq!(
+            index.manifest_for(&s390x).unwrap_err(),
+            "linux/amd64, linux/arm64/v8"
+        );
+    }
 
     #[test]
     fn platform_parsing_and_matching() {

@@ -75,19 +75,11 @@ pub async fn resolve(
         let index: ImageIndex =
             serde_json::from_slice(&raw.bytes).map_err(|e| invalid(format!("bad index: {e}")))?;
         let entry = index
-            .manifests
-            .iter()
-            .find(|m| m.platform.as_ref().is_some_and(|p| platform.matches(p)))
-            .ok_or_else(|| BaseError::NoPlatform {
+            .manifest_for(platform)
+            .map_err(|available| BaseError::NoPlatform {
                 image: image.clone(),
-                platform: describe(platform),
-                available: index
-                    .manifests
-                    .iter()
-                    .filter_map(|m| m.platform.as_ref())
-                    .map(describe)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                platform: platform.to_string(),
+                available,
             })?;
         raw = client
             .get_manifest(&entry.digest, &oci::MANIFEST_TYPES)
@@ -174,12 +166,5 @@ async fn fetch_config(
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(ConfigError::Invalid("config is not a JSON object".into())),
-    }
-}
-
-fn describe(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
     }
 }

@@ -1,20 +1,18 @@
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
 use modelcar_shared::cli::{
-    parse_key_value, read_secret_file, CommonArgs, SelectionArgs, UsageError,
+    parse_key_value, CommonArgs, DestArgs, SelectionArgs, TransferArgs, UsageError,
 };
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::oci::Platform;
-use modelcar_shared::registry::{ConnectOptions, CredentialSource, Reference, DEFAULT_RETRIES};
+use modelcar_shared::registry::{ConnectOptions, Reference};
 use modelcar_shared::state_file;
-use modelcar_shared::transfer::{DestSpec, UploadLog, UploadMethod};
+use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_shared::Workspace;
 
 use build_push::hub_source::HubSpec;
@@ -77,13 +75,6 @@ struct Args {
     #[arg(long, env = "MODELCAR_USER", default_value = "1001")]
     user: String,
 
-    /// Blobs uploaded at once. Across a wide-area link each connection moves at most its
-    /// share (its TCP window over the round trip), so 4 push a 4-shard model twice as fast as 2
-    /// over a 40 ms link (scripts/bench.sh wan), and no slower to a registry nearby; each
-    /// blob in flight holds about 8 MiB of buffers.
-    #[arg(long, env = "MODELCAR_JOBS", default_value = "4")]
-    jobs: NonZeroUsize,
-
     /// Files this large or larger get a layer of their own.
     #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
     layer_threshold: u64,
@@ -104,78 +95,21 @@ struct Args {
     #[arg(long, env = "MODELCAR_MAX_LAYER_SIZE", value_parser = parse_size, value_name = "SIZE")]
     max_layer_size: Option<u64>,
 
-    /// Send each blob in PATCH requests of this many bytes instead of one streamed request
-    /// (the default, and 0). One request per blob is what docker, containerd and skopeo send,
-    /// so every registry takes it; chunks meet registry limits: GHCR refuses a chunk over
-    /// 4 MiB, Amazon ECR one under 5 MiB, Google Artifact Registry takes none, and an
-    /// Artifactory HA node may not know the session a chunk on another node opened. Neither
-    /// method loses an interrupted blob: the upload and the sha256 state every 64 MiB are kept
-    /// in <ws>/.modelcar/uploads.json (or ~/.cache/modelcar/uploads.json), and a rerun asks the
-    /// registry how many bytes it holds and sends only the rest (distribution before 3.0 drops
-    /// an upload cut off mid-request: the blob then starts again from byte 0, and the log says
-    /// so). A registry that refuses a chunk is sent whole blobs for the rest of the run.
-    #[arg(long, env = "MODELCAR_CHUNK_SIZE", value_parser = parse_size, value_name = "SIZE")]
-    chunk_size: Option<u64>,
+    #[command(flatten)]
+    dest: DestArgs,
 
-    /// Registry credentials USER:PASSWORD for DEST, sent to the DESTs' registries alone (a
-    /// base image there included; other registries get what the auth file holds
-    /// for them). Prefer the env var or --creds-file to the flag: a flag's value is visible to
-    /// every process on the node.
-    #[arg(
-        long,
-        env = "MODELCAR_CREDS",
-        value_name = "USER:PASSWORD",
-        hide_env_values = true
-    )]
-    creds: Option<String>,
-
-    /// A file holding USER:PASSWORD for DEST, the form to prefer (a mounted secret): read at
-    /// start, never shown.
-    #[arg(
-        long,
-        env = "MODELCAR_CREDS_FILE",
-        value_name = "PATH",
-        conflicts_with = "creds"
-    )]
-    creds_file: Option<PathBuf>,
-
-    /// A token used as the password for DEST's registries alone (e.g. a Kubernetes
-    /// service-account token); read
-    /// again whenever a new registry token is needed, so a rotated token is picked up.
-    #[arg(long, env = "MODELCAR_TOKEN_FILE", value_name = "PATH")]
-    token_file: Option<PathBuf>,
-
-    /// docker/podman auth file (default: REGISTRY_AUTH_FILE, then podman's and docker's usual places).
-    #[arg(long, env = "REGISTRY_AUTH_FILE", value_name = "PATH")]
-    authfile: Option<PathBuf>,
-
-    /// PEM file of CA certificates to trust besides the system's.
-    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
-    ca_file: Option<PathBuf>,
-
-    /// Plain HTTP to DEST's registries (the default for localhost and loopback addresses, as
-    /// in docker), and to the base's when it is one of them.
-    #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
-    plain_http: bool,
-
-    /// Plain HTTP to the base image's registry, when it is not one of DEST's.
+    /// Plain HTTP to the base image's registry, when it is not one of DEST's (it gets
+    /// --plain-http when it is).
     #[arg(long, env = "MODELCAR_BASE_PLAIN_HTTP")]
     base_plain_http: bool,
 
     /// Do not verify the TLS certificate of the base image's registry, when it is not one of
-    /// DEST's.
+    /// DEST's (it gets --insecure when it is).
     #[arg(long, env = "MODELCAR_BASE_INSECURE")]
     base_insecure: bool,
 
-    /// Retries of a registry request that failed in a way that may pass (connection refused or
-    /// reset, 5xx, 429), with doubling pauses from 0.5 s; the default waits 31.5 s in all.
-    #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
-    retries: u32,
-
-    /// Do not verify the TLS certificates of DEST's registries (and the base's when it is one
-    /// of them).
-    #[arg(long, env = "MODELCAR_INSECURE")]
-    insecure: bool,
+    #[command(flatten)]
+    transfer: TransferArgs,
 
     /// Workspace (PVC) whose metadata file records the pushed image, and which holds the digest
     /// cache and the log of open uploads (so that a rerun resumes them at the byte).
@@ -212,10 +146,6 @@ struct Args {
         default_missing_value = "true"
     )]
     modelpack: Option<String>,
-
-    /// Seconds between progress lines on stderr.
-    #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
-    progress_interval: u64,
 
     /// With hf://: which files of the repo to take.
     #[command(flatten)]
@@ -256,31 +186,17 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
             DestSpec::Layout { .. } => None,
         })
         .collect();
-    let creds = match &args.creds_file {
-        Some(path) => Some(read_secret_file(path, "--creds-file")?),
-        None => args.creds.clone(),
-    };
-    let credentials = CredentialSource::from_flags(
-        creds.as_deref(),
-        args.token_file.clone(),
-        args.authfile.clone(),
-        &registries,
-    )
-    .map_err(|e| UsageError(format!("--creds: {e}")))?;
-    let plain_http = args.plain_http.then_some(true);
-    let connect = ConnectOptions {
-        credentials,
-        plain_http,
-        ca_file: args.ca_file.clone(),
-        insecure: args.insecure,
-        retries: args.retries,
-    };
+    let connect = args
+        .dest
+        .flags()
+        .connect(&registries, &args.transfer, (false, false))?;
     // TLS flags are per side: the base's registry gets DEST's only when it is one of them.
     let base_on_dest =
         Reference::parse(&args.base).is_ok_and(|b| registries.contains(&b.registry.as_str()));
     let base_connect = ConnectOptions {
-        plain_http: (args.base_plain_http || (base_on_dest && args.plain_http)).then_some(true),
-        insecure: args.base_insecure || (base_on_dest && args.insecure),
+        plain_http: (args.base_plain_http || (base_on_dest && args.dest.plain_http))
+            .then_some(true),
+        insecure: args.base_insecure || (base_on_dest && args.dest.insecure),
         ..connect.clone()
     };
     let cache_path = match args.no_cache {
@@ -299,8 +215,8 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         layer_threshold: args.layer_threshold,
         max_layers: args.max_layers,
         max_layer_size: args.max_layer_size,
-        upload_method: UploadMethod::from_chunk_size(args.chunk_size),
-        jobs: args.jobs.get(),
+        upload_method: args.transfer.upload_method(),
+        jobs: args.transfer.jobs.get(),
         user: args.user.clone(),
         labels: args.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         annotations: args.annotations.iter().cloned().collect(),
@@ -310,7 +226,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         uploads: UploadLog::default_for(workspace.as_ref()),
         workspace,
         cache_path,
-        progress_every: Duration::from_secs(args.progress_interval.max(1)),
+        progress_every: args.transfer.progress_every(),
         modelpack: args.modelpack.clone().filter(|v| v != "false"),
     })
 }
@@ -327,8 +243,8 @@ fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
         options: HubOptions {
             endpoint: args.hf_endpoint.clone(),
             token,
-            ca_file: args.ca_file.clone(),
-            retries: args.retries,
+            ca_file: args.transfer.ca_file.clone(),
+            retries: args.transfer.retries,
         },
         rules: args
             .selection

@@ -12,8 +12,12 @@ pub enum MirrorError {
     },
     #[error("source {image} served a manifest whose digest is {actual}: refusing to copy it")]
     ManifestDigest { image: String, actual: String },
-    #[error("source {image} is an index with no manifest for the requested --platform")]
-    NoPlatform { image: String },
+    #[error("source {image} is an index with no manifest for --platform {platform} (it has: {available})")]
+    NoPlatform {
+        image: String,
+        platform: String,
+        available: String,
+    },
     #[error("source {image}: {detail}")]
     Unsupported { image: String, detail: String },
     #[error("cannot write to {image}: {source}")]

@@ -48,11 +48,11 @@ pub async fn resolve(
         let selected: Vec<&Descriptor> = match platform {
             Some(p) => {
                 let entry = index
-                    .manifests
-                    .iter()
-                    .find(|m| m.platform.as_ref().is_some_and(|mp| p.matches(mp)))
-                    .ok_or_else(|| MirrorError::NoPlatform {
+                    .manifest_for(p)
+                    .map_err(|available| MirrorError::NoPlatform {
                         image: reference.to_string(),
+                        platform: p.to_string(),
+                        available,
                     })?;
                 vec![entry]
             }
