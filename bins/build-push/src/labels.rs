@@ -5,18 +5,20 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use modelcar_shared::hub::HubRevision;
+
 use crate::base::BaseImage;
 use crate::image::ImageInfo;
 use crate::options::{ModelSource, Options};
 
 /// Labels and annotations: provenance from the metadata file, then what the user gave (which wins).
-pub fn image_info(opts: &Options, hf: Option<&(String, String)>, base: &BaseImage) -> ImageInfo {
+pub fn image_info(opts: &Options, hf: Option<&HubRevision>, base: &BaseImage) -> ImageInfo {
     let created = humantime::format_rfc3339_seconds(
         SystemTime::UNIX_EPOCH + Duration::from_secs(opts.source_date_epoch),
     )
     .to_string();
     let title = match (hf, &opts.source) {
-        (Some((repo, _)), _) => repo.clone(),
+        (Some(hf), _) => hf.repo.clone(),
         (None, ModelSource::Dir(dir)) => dir
             .canonicalize()
             .ok()
@@ -25,14 +27,11 @@ pub fn image_info(opts: &Options, hf: Option<&(String, String)>, base: &BaseImag
         (None, ModelSource::Hub(input)) => input.spec.repo.clone(),
     };
     let mut provenance = BTreeMap::from([("org.opencontainers.image.title".to_string(), title)]);
-    if let Some((repo, revision)) = hf {
-        provenance.insert(
-            "org.opencontainers.image.source".into(),
-            format!("https://huggingface.co/{repo}"),
-        );
-        provenance.insert("io.modelcar.hf.repo".into(), repo.clone());
-        provenance.insert("org.opencontainers.image.revision".into(), revision.clone());
-        provenance.insert("io.modelcar.hf.revision".into(), revision.clone());
+    if let Some(hf) = hf {
+        provenance.insert("org.opencontainers.image.source".into(), hf.source_url());
+        provenance.insert("io.modelcar.hf.repo".into(), hf.repo.clone());
+        provenance.insert("org.opencontainers.image.revision".into(), hf.sha.clone());
+        provenance.insert("io.modelcar.hf.revision".into(), hf.sha.clone());
     }
     let mut labels = provenance.clone();
     labels.extend(opts.labels.clone());

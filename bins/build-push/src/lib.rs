@@ -23,5 +23,5 @@ pub mod tar_layout;
 mod tar_producer;
 
 pub use error::BuildError;
-pub use options::{HubInput, ModelSource, Options};
+pub use options::{HubInput, ModelPackTag, ModelSource, Options};
 pub use run::run;

@@ -16,7 +16,7 @@ use modelcar_shared::transfer::{DestSpec, UploadLog};
 use modelcar_shared::Workspace;
 
 use build_push::hub_source::HubSpec;
-use build_push::{HubInput, ModelSource};
+use build_push::{HubInput, ModelPackTag, ModelSource};
 
 /// Package a model directory, or a Hub repo straight from the Hub, as a ModelCar OCI image
 /// and push it, streaming.
@@ -227,7 +227,7 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
         workspace,
         cache_path,
         progress_every: args.transfer.progress_every(),
-        modelpack: args.modelpack.clone().filter(|v| v != "false"),
+        modelpack: args.modelpack.as_deref().and_then(ModelPackTag::from_flag),
     })
 }
 

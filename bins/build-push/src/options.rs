@@ -59,5 +59,50 @@ pub struct Options {
     pub uploads: UploadLog,
     pub progress_every: Duration,
     /// `--modelpack[=TAG]`: also push a CNCF ModelPack artifact over the same layer blobs.
-    pub modelpack: Option<String>,
+    pub modelpack: Option<ModelPackTag>,
+}
+
+/// Where `--modelpack[=TAG]` tags the ModelPack artifact, in each destination's repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPackTag {
+    /// `<tag>-modelpack`, beside the image's tag (the bare flag).
+    Suffixed,
+    /// `--modelpack=TAG`.
+    Named(String),
+}
+
+impl ModelPackTag {
+    /// The flag's value, as a shell or a Tekton param gives it: the bare flag, `true` or an
+    /// empty value push one beside the image; `false` pushes none; anything else is the tag.
+    pub fn from_flag(value: &str) -> Option<Self> {
+        match value {
+            "false" => None,
+            "" | "true" => Some(Self::Suffixed),
+            tag => Some(Self::Named(tag.to_string())),
+        }
+    }
+
+    /// The artifact's tag beside an image tagged `image_tag`.
+    pub fn tag_beside(&self, image_tag: &str) -> String {
+        match self {
+            Self::Suffixed => format!("{image_tag}-modelpack"),
+            Self::Named(tag) => tag.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModelPackTag;
+
+    #[test]
+    fn modelpack_flag_values() {
+        assert_eq!(ModelPackTag::from_flag("false"), None);
+        for bare in ["", "true"] {
+            let tag = ModelPackTag::from_flag(bare).unwrap();
+            assert_eq!(tag.tag_beside("v1"), "v1-modelpack");
+        }
+        let named = ModelPackTag::from_flag("pack-1").unwrap();
+        assert_eq!(named.tag_beside("v1"), "pack-1");
+    }
 }

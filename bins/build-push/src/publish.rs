@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use modelcar_shared::digest::sha256_digest;
+use modelcar_shared::hub::HubRevision;
 use modelcar_shared::oci::{Descriptor, ANNOTATION_TITLE, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST};
 use modelcar_shared::transfer::{
     send_blob, Blob, BlobOutcome, DestSpec, Destination, InMemoryBlob, Sending, TransferError,
@@ -16,6 +17,7 @@ use crate::hub_source::HubSource;
 use crate::image::{config_json, manifest_json, ImageInfo};
 use crate::layers::ModelLayer;
 use crate::modelpack;
+use crate::options::ModelPackTag;
 
 /// The destinations, as given and as opened, in the same order.
 pub struct Targets<'a> {
@@ -80,13 +82,13 @@ pub async fn push_image(
 
 /// What the ModelPack is made from besides the pushed image.
 pub struct ModelPackInputs<'a> {
-    /// `--modelpack`'s value: `true`, or the tag to give the artifact.
-    pub flag: &'a str,
+    /// Where the artifact is tagged.
+    pub tag: &'a ModelPackTag,
     pub prefix: &'a str,
     pub layers: &'a [ModelLayer],
     pub hub: Option<&'a HubSource>,
     /// `(repo, commit sha)` when the model came from the Hub.
-    pub hub_provenance: Option<(String, String)>,
+    pub hub_provenance: Option<HubRevision>,
     pub info: &'a ImageInfo,
 }
 
@@ -126,7 +128,7 @@ pub async fn push_modelpack(
     .await?;
     let mut refs = Vec::new();
     for (spec, dest) in targets.specs.iter().zip(targets.dests) {
-        let tag = modelpack::tag(inputs.flag, &spec.tag());
+        let tag = inputs.tag.tag_beside(&spec.tag());
         dest.put_manifest(&tag, &pack.manifest_desc, pack.manifest.clone())
             .await?;
         refs.push(spec.with_tag(&tag).display());

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use modelcar_shared::hub::HubRevision;
 use modelcar_shared::metadata::{ArtifactRecord, MirrorRecord};
 use modelcar_shared::transfer::DestSpec;
 use modelcar_shared::Workspace;
@@ -14,7 +15,7 @@ use crate::report::PushReport;
 pub fn record(
     ws: &Workspace,
     opts: &Options,
-    hf: Option<(String, String)>,
+    hf: Option<HubRevision>,
     report: &PushReport,
 ) -> Result<(), BuildError> {
     let name = |spec: &DestSpec| match spec {
@@ -48,9 +49,9 @@ pub fn record(
                 m.model_dir.get_or_insert_with(|| dir.display().to_string());
             }
             ModelSource::Hub(_) => {
-                if let Some((repo, sha)) = hf {
-                    m.hf_repo = Some(repo);
-                    m.hf_revision = Some(sha);
+                if let Some(hf) = hf {
+                    m.hf_repo = Some(hf.repo);
+                    m.hf_revision = Some(hf.sha);
                 }
             }
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use modelcar_shared::hub::HubRevision;
 use modelcar_shared::metadata::Metadata;
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::{DestSpec, Destination, Sending};
@@ -56,15 +57,22 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
     let sent = send_layers(&dests, &to_send, opts.jobs, how).await?;
 
     let hub_provenance = match &hub {
-        Some(hub) => Some((hub.repo.clone(), hub.sha.clone())),
-        None => metadata.hf_repo.clone().zip(metadata.hf_revision.clone()),
+        Some(hub) => Some(HubRevision {
+            repo: hub.repo.clone(),
+            sha: hub.sha.clone(),
+        }),
+        None => metadata
+            .hf_repo
+            .clone()
+            .zip(metadata.hf_revision.clone())
+            .map(|(repo, sha)| HubRevision { repo, sha }),
     };
     let info = image_info(&opts, hub_provenance.as_ref(), &base);
     let image = push_image(&targets, &base, &layers, &sent[0].model, &info, how).await?;
     let modelpack = match &opts.modelpack {
-        Some(flag) => {
+        Some(tag) => {
             let inputs = ModelPackInputs {
-                flag,
+                tag,
                 prefix: &opts.prefix,
                 layers: &layers,
                 hub: hub.as_ref(),

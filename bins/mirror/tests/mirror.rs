@@ -522,7 +522,7 @@ async fn a_modelpack_artifact_is_copied_like_any_manifest() {
     let (a, b) = (Registry::start(), Registry::start());
     let image = format!("{}/llm/pack:v1", a.host());
     let mut options = build_options(&model, &image, "linux/amd64");
-    options.modelpack = Some("true".into());
+    options.modelpack = Some(build_push::ModelPackTag::Suffixed);
     let report = build_push::run(options).await.expect("build-push");
     let pack = report.modelpack.expect("a ModelPack was pushed");
 

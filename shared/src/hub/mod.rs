@@ -10,11 +10,13 @@
 
 mod client;
 mod error;
+mod revision;
 mod verified_body;
 mod verify;
 
 pub use client::{HubClient, HubOptions, RepoEntry, DEFAULT_ENDPOINT};
 pub use error::HubError;
+pub use revision::HubRevision;
 pub use verified_body::{EndError, PieceError, VerifiedBody};
 pub use verify::{FileHasher, Hashes, Mismatch};
 

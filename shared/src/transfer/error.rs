@@ -80,7 +80,7 @@ pub enum DestError {
 
 impl DestError {
     /// Whether a fresh attempt at the same blob may succeed.
-    pub fn is_retryable(&self) -> bool {
+    pub fn is_transient(&self) -> bool {
         match self {
             Self::Registry(e) => e.is_transient(),
             Self::Layout { .. } => false,

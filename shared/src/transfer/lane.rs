@@ -19,7 +19,7 @@ use super::checkpoint::Checkpoint;
 use super::chunks::{Chunk, StreamStart};
 use super::destination::{Destination, Pending};
 use super::error::DestError;
-use super::method::UploadMethod;
+use super::method::{ChunkSize, UploadMethod};
 use super::resume_points::ResumePoints;
 use crate::registry::RegistryError;
 
@@ -171,8 +171,10 @@ impl<'a> Lane<'a> {
 
     /// Bytes per request: the method's, raised to what the registry takes at least (a streamed
     /// request is as long as the blob either way).
-    pub fn chunk_size(&self) -> u64 {
-        self.method.chunk_size().max(self.start.pending.min_chunk())
+    pub fn chunk_size(&self) -> ChunkSize {
+        self.method
+            .chunk_size()
+            .at_least(self.start.pending.min_chunk())
     }
 
     pub fn stream_start(&self) -> StreamStart {
@@ -233,7 +235,7 @@ impl<'a> Lane<'a> {
                 )
                 .await?;
             }
-            _ if error.is_retryable() => self.go_on().await?,
+            _ if error.is_transient() => self.go_on().await?,
             _ => return Err(error),
         }
         Ok(false)

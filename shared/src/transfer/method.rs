@@ -23,15 +23,63 @@ impl UploadMethod {
         }
     }
 
-    /// Bytes per request: a streamed request is one chunk as long as the blob.
-    pub fn chunk_size(self) -> u64 {
+    /// What one request carries: the rest of the blob, or chunks of the size asked for.
+    pub fn chunk_size(self) -> ChunkSize {
         match self {
-            Self::Streamed => u64::MAX,
-            Self::Chunked(n) => n,
+            Self::Streamed => ChunkSize::WholeBlob,
+            Self::Chunked(n) => ChunkSize::Bytes(n),
         }
     }
 
     pub fn is_chunked(self) -> bool {
         matches!(self, Self::Chunked(_))
+    }
+}
+
+/// What one upload request carries. Ordered so that the smallest of several destinations'
+/// sizes is the one a shared stream is cut to: any byte count is smaller than a whole blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChunkSize {
+    /// At most this many bytes.
+    Bytes(u64),
+    /// Everything from where the request starts to the end of the blob.
+    WholeBlob,
+}
+
+impl ChunkSize {
+    /// At least `min` bytes (a registry's `OCI-Chunk-Min-Length`); a whole blob is.
+    pub fn at_least(self, min: u64) -> Self {
+        match self {
+            Self::Bytes(n) => Self::Bytes(n.max(min)),
+            Self::WholeBlob => Self::WholeBlob,
+        }
+    }
+
+    /// The most bytes a chunk stream puts in one chunk.
+    pub fn limit(self) -> u64 {
+        match self {
+            Self::Bytes(n) => n,
+            Self::WholeBlob => u64::MAX,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChunkSize;
+
+    #[test]
+    fn the_smallest_chunk_size_of_several_is_a_byte_count_if_any() {
+        let sizes = [
+            ChunkSize::WholeBlob,
+            ChunkSize::Bytes(5 << 20),
+            ChunkSize::Bytes(4 << 20),
+        ];
+        assert_eq!(sizes.iter().min(), Some(&ChunkSize::Bytes(4 << 20)));
+        assert_eq!(ChunkSize::WholeBlob.at_least(1 << 20), ChunkSize::WholeBlob);
+        assert_eq!(
+            ChunkSize::Bytes(1).at_least(1 << 20),
+            ChunkSize::Bytes(1 << 20)
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::chunks::ChunkWriter;
 use super::destination::Destination;
 use super::error::{DestError, SourceError, TransferError};
 use super::lane::{Failure, Lane};
-use super::method::UploadMethod;
+use super::method::{ChunkSize, UploadMethod};
 use super::producer::{BlobOutcome, Producer};
 use super::resume_points::ResumePoints;
 use super::uploads::UploadLog;
@@ -96,7 +96,7 @@ impl Budget {
             let (Failure::Send(e) | Failure::Commit(e)) = failure else {
                 continue;
             };
-            let transient = e.is_retryable() && !is_negotiable(e);
+            let transient = e.is_transient() && !is_negotiable(e);
             self.transient += u32::from(transient);
             if self.attempts >= ALL_ATTEMPTS || self.transient >= TRANSIENT_ATTEMPTS {
                 return Err(position);
@@ -136,7 +136,7 @@ async fn recover(
     match recovered {
         Ok(true) => lane.points.forget(),
         // A final failure leaves nothing a rerun could go on from.
-        Err(ref e) if !e.is_retryable() => lane.points.forget(),
+        Err(ref e) if !e.is_transient() => lane.points.forget(),
         _ => {}
     }
     recovered
@@ -154,10 +154,10 @@ async fn attempt<P: Producer>(
         .iter()
         .map(|(_, l)| l.chunk_size())
         .min()
-        .unwrap_or(u64::MAX);
+        .unwrap_or(ChunkSize::WholeBlob);
     let starts = lanes.iter().map(|(_, l)| l.stream_start()).collect();
     let size = lanes.first().map_or(0, |(_, l)| l.points.size());
-    let (writer, receivers) = ChunkWriter::fan_out(size, chunk, starts);
+    let (writer, receivers) = ChunkWriter::fan_out(size, chunk.limit(), starts);
     let receiving = lanes
         .iter_mut()
         .zip(receivers)
@@ -174,7 +174,7 @@ async fn attempt<P: Producer>(
         }
         // The source registry failed: every lane stops, and goes on if the failure may pass.
         Err(TransferError::Dest(e)) if received.iter().all(Result::is_ok) => {
-            if !e.is_retryable() {
+            if !e.is_transient() {
                 return Err(e.into());
             }
             tracing::warn!("{e}; trying the source again");

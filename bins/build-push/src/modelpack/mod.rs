@@ -18,6 +18,7 @@ use bytes::Bytes;
 use serde_json::{json, Map};
 
 use modelcar_shared::digest::sha256_digest;
+use modelcar_shared::hub::HubRevision;
 use modelcar_shared::oci::{Descriptor, ImageManifest, ANNOTATION_TITLE, OCI_MANIFEST};
 
 use crate::hub_source::HubSource;
@@ -37,14 +38,6 @@ const FILES: &str = "io.modelcar.layer.files";
 
 /// Largest safetensors header read for the parameter count (real ones are well under 1 MiB).
 const MAX_HEADER: u64 = 16 << 20;
-
-/// The tag of the ModelPack artifact: `--modelpack=TAG`, or the ModelCar's with `-modelpack`.
-pub fn tag(flag: &str, modelcar_tag: &str) -> String {
-    match flag {
-        "" | "true" => format!("{modelcar_tag}-modelpack"),
-        tag => tag.to_string(),
-    }
-}
 
 /// The model files of a layer: (path in the model, entry).
 fn files<'a>(layer: &'a ModelLayer, prefix: &'a str) -> impl Iterator<Item = (String, &'a Entry)> {
@@ -117,7 +110,7 @@ async fn safetensors_parameters(
 pub struct Provenance {
     pub name: String,
     /// `(repo, commit sha)` when the model came from the Hub.
-    pub hub: Option<(String, String)>,
+    pub hub: Option<HubRevision>,
 }
 
 /// The config and manifest blobs, with their descriptors.
@@ -233,9 +226,9 @@ fn config_json(
     if let Some(family) = &facts.family {
         descriptor.insert("family", json!(family));
     }
-    if let Some((repo, sha)) = &provenance.hub {
-        descriptor.insert("sourceURL", json!(format!("https://huggingface.co/{repo}")));
-        descriptor.insert("revision", json!(sha));
+    if let Some(hub) = &provenance.hub {
+        descriptor.insert("sourceURL", json!(hub.source_url()));
+        descriptor.insert("revision", json!(hub.sha));
     }
     let mut config = BTreeMap::new();
     let fields = [
