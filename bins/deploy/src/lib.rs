@@ -16,7 +16,7 @@ pub use apply::{ApplyOptions, Change};
 pub use cluster::{connect, ClusterOptions};
 pub use error::DeployError;
 pub use manifest::{inference_service, ServeSpec, Toleration};
-pub use report::DeployReport;
+pub use report::{DeployOutcome, DeployReport, DryRun};
 
 use std::time::Duration;
 
@@ -101,9 +101,4 @@ pub fn storage_uri(
         true => Ok(uri),
         false => Err(DeployError::NotOci(uri)),
     }
-}
-
-/// The manifest as YAML, as `--dry-run` prints it.
-pub fn manifest_yaml(spec: &ServeSpec) -> String {
-    serde_yaml_ng::to_string(&inference_service(spec)).expect("a JSON value is always YAML")
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use deploy::{
-    manifest_yaml, storage_uri, ApplyOptions, ClusterOptions, DeployRequest, ServeSpec, Toleration,
+    storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun, ServeSpec,
+    Toleration,
 };
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
@@ -100,7 +101,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_ANNOTATIONS", value_name = "KEY=VALUE", value_parser = parse_key_value, value_delimiter = ',')]
     annotation: Vec<(String, String)>,
 
-    /// Print the manifest as YAML and touch nothing (no cluster needed).
+    /// Print the manifest as YAML (as JSON with --output json) and touch nothing (no cluster
+    /// needed).
     #[arg(long, env = "MODELCAR_DRY_RUN")]
     dry_run: bool,
 
@@ -146,33 +148,34 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = modelcar_shared::cli::parse();
-    if args.dry_run {
-        args.common.init();
-        let namespace = args.namespace.as_deref().unwrap_or("default");
-        let printed = spec(&args, namespace).map(|spec| print!("{}", manifest_yaml(&spec)));
-        return modelcar_shared::cli::exit_code(printed);
-    }
     args.common.run_async(
         "run again with the same arguments: the apply updates what is there",
-        async {
-            let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
-            let cluster = ClusterOptions {
-                kubeconfig: args.kubeconfig.clone(),
-                context: args.context.clone(),
-            };
-            let client = deploy::connect(&cluster).await?;
-            let namespace = args.namespace.as_deref();
-            let request = DeployRequest {
-                spec: spec(&args, namespace.unwrap_or(client.default_namespace()))?,
-                apply: ApplyOptions {
-                    field_manager: args.field_manager.clone(),
-                    force_conflicts: args.force_conflicts,
-                },
-                wait: (!args.no_wait).then_some(args.timeout),
-            };
-            Ok(deploy::deploy(&client, &request, workspace.as_ref()).await?)
-        },
+        run(&args),
     )
+}
+
+async fn run(args: &Args) -> anyhow::Result<DeployOutcome> {
+    if args.dry_run {
+        let namespace = args.namespace.as_deref().unwrap_or("default");
+        return Ok(DeployOutcome::DryRun(DryRun::of(&spec(args, namespace)?)));
+    }
+    let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
+    let cluster = ClusterOptions {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    };
+    let client = deploy::connect(&cluster).await?;
+    let namespace = args.namespace.as_deref();
+    let request = DeployRequest {
+        spec: spec(args, namespace.unwrap_or(client.default_namespace()))?,
+        apply: ApplyOptions {
+            field_manager: args.field_manager.clone(),
+            force_conflicts: args.force_conflicts,
+        },
+        wait: (!args.no_wait).then_some(args.timeout),
+    };
+    let report = deploy::deploy(&client, &request, workspace.as_ref()).await?;
+    Ok(DeployOutcome::Applied(report))
 }
 
 fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {

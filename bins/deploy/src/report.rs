@@ -52,3 +52,50 @@ impl Report for DeployReport {
         vec![("URL", self.url.clone().unwrap_or_default())]
     }
 }
+
+/// `--dry-run`: the InferenceService that would be applied, printed as YAML (as JSON with
+/// `--output json`), and nothing sent to the cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct DryRun {
+    manifest: serde_json::Value,
+}
+
+impl DryRun {
+    pub fn of(spec: &ServeSpec) -> Self {
+        Self {
+            manifest: crate::inference_service(spec),
+        }
+    }
+}
+
+impl Report for DryRun {
+    fn human(&self) -> String {
+        let yaml = serde_yaml_ng::to_string(&self.manifest).expect("a JSON value is always YAML");
+        yaml.trim_end().to_string()
+    }
+}
+
+/// What a deploy run did: applied the InferenceService, or only showed it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum DeployOutcome {
+    Applied(DeployReport),
+    DryRun(DryRun),
+}
+
+impl Report for DeployOutcome {
+    fn human(&self) -> String {
+        match self {
+            Self::Applied(report) => report.human(),
+            Self::DryRun(dry_run) => dry_run.human(),
+        }
+    }
+
+    fn results(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::Applied(report) => report.results(),
+            Self::DryRun(dry_run) => dry_run.results(),
+        }
+    }
+}

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Parser;
-use modelcar_shared::cli::{exit_code, CommonArgs, UsageError};
+use modelcar_shared::cli::{on_blocking_thread, CommonArgs, UsageError};
 
 /// Make a shared volume (PVC) usable by every pipeline task, whatever UID it runs as.
 ///
@@ -50,32 +50,30 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = modelcar_shared::cli::parse();
-    args.common.init();
-    exit_code(run(args))
+    args.common.run_async(
+        "run again: entries already right are left as they are",
+        async {
+            let options = options(&args)?;
+            // The walk is blocking work: on its own thread, so a signal still ends the run.
+            Ok(on_blocking_thread(move || fix_perms::run(&options)).await?)
+        },
+    )
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let roots = match (args.dirs.is_empty(), args.workspace) {
-        (false, _) => args.dirs,
-        (true, Some(ws)) => vec![ws],
+fn options(args: &Args) -> anyhow::Result<fix_perms::Options> {
+    let roots = match (args.dirs.is_empty(), &args.workspace) {
+        (false, _) => args.dirs.clone(),
+        (true, Some(ws)) => vec![ws.clone()],
         (true, None) => bail!(UsageError(
             "nothing to repair: give a DIR, or --workspace / MODELCAR_WORKSPACE".into()
         )),
     };
-    let report = fix_perms::run(&fix_perms::Options {
+    Ok(fix_perms::Options {
         roots,
         gid: args.gid,
         dry_run: args.dry_run,
         jobs: args.jobs,
-    })?;
-    args.common.emit(&report)?;
-    if report.errors > 0 {
-        bail!(
-            "{} entries could not be read, or stay unusable for the pipeline's tasks (see the errors above)",
-            report.errors
-        );
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

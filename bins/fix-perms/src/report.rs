@@ -32,6 +32,15 @@ pub struct RootReport {
 }
 
 impl Report for FixReport {
+    fn failure(&self) -> Option<String> {
+        (self.errors > 0).then(|| {
+            format!(
+                "{} entries could not be read, or stay unusable for the pipeline's tasks (see the errors above)",
+                self.errors
+            )
+        })
+    }
+
     fn human(&self) -> String {
         let roots: Vec<String> = self
             .roots

@@ -4,9 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use modelcar_shared::cli::{
-    block_on_until_signal, exit_code, parse_key_value, CommonArgs, UsageError,
-};
+use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
 use register::{RunError, Token};
 
@@ -97,11 +95,11 @@ struct Args {
 
 fn main() -> ExitCode {
     let args: Args = modelcar_shared::cli::parse();
-    args.common.init();
-    exit_code(run(args))
+    args.common
+        .run_async("run again: register is idempotent", run(&args))
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+async fn run(args: &Args) -> anyhow::Result<register::RegisterReport> {
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
     let token = match (&args.token_file, &args.token) {
         (Some(path), _) => Token::File(path.clone()),
@@ -126,16 +124,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         update: args.update,
         workspace,
     };
-    let work = async {
-        match register::run(options).await {
-            Ok(report) => Ok(report),
-            Err(RunError::MissingInput(what)) => Err(UsageError(what).into()),
-            Err(e) => Err(e.into()),
-        }
-    };
-    let report = block_on_until_signal(work, "run again: register is idempotent")?;
-    args.common.emit(&report)?;
-    Ok(())
+    match register::run(options).await {
+        Ok(report) => Ok(report),
+        Err(RunError::MissingInput(what)) => Err(UsageError(what).into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

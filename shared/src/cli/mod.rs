@@ -1,8 +1,10 @@
 //! The command-line conventions every binary follows (`docs/design.md`, "Command-line conventions"): the flags they all
 //! take, logs on stderr, the result on stdout and in `--results-dir`, exit codes.
 //!
-//! A binary's `main` is: parse its clap struct (which flattens [`CommonArgs`]), call
-//! [`CommonArgs::init`], run its library call, hand the result to [`exit_code`].
+//! Every binary's `main` has one shape: parse its clap struct (which flattens [`CommonArgs`])
+//! with [`parse`], then hand [`CommonArgs::run_async`] the run, a future of its [`Report`]:
+//! set-up, signals, the report on stdout and in `--results-dir`, and the exit code are done
+//! there, the same way for all six.
 
 mod exit;
 mod logging;
@@ -17,7 +19,7 @@ pub use logging::{LogFormat, LogLevel};
 pub use output::{OutputError, OutputFormat, Report};
 pub use registry_args::{DestArgs, DestSideArgs, SideFlags, SrcSideArgs, TransferArgs};
 pub use selection_args::SelectionArgs;
-pub use signal::block_on_until_signal;
+pub use signal::{block_on_until_signal, on_blocking_thread};
 pub use values::{parse_key_value, parse_size, read_secret_file};
 
 use std::path::PathBuf;
@@ -75,7 +77,13 @@ impl CommonArgs {
     ) -> std::process::ExitCode {
         self.init();
         let result = block_on_until_signal(work, resume_hint);
-        exit_code(result.and_then(|report| Ok(self.emit(&report)?)))
+        exit_code(result.and_then(|report| {
+            self.emit(&report)?;
+            match report.failure() {
+                Some(failure) => Err(anyhow::anyhow!(failure)),
+                None => Ok(()),
+            }
+        }))
     }
 
     /// Process set-up every binary needs before doing any work: the shared umask and logging.

@@ -23,6 +23,12 @@ pub trait Report: Serialize {
     fn results(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+
+    /// Why a run that did its work and reports it must still exit 1 (fix-perms with entries
+    /// left unusable), said after the report; none by default.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,12 +16,24 @@ pub fn block_on_until_signal<T>(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         tokio::select! {
             result = work => result,
             signal = terminated() => Err(anyhow::anyhow!("stopped by {signal}; {resume_hint}")),
         }
-    })
+    });
+    // A blocking thread still at work (a file read, fix-perms' walk) must not hold the exit
+    // after a signal: the pod has a grace period, not forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
+}
+
+/// Runs blocking work (a directory walk) on a thread of its own, so that the run's future
+/// still yields to a signal while it goes on.
+pub async fn on_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("blocking work does not panic")
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.
