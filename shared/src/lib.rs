@@ -7,7 +7,6 @@ pub mod cli;
 pub mod digest;
 pub mod http;
 pub mod hub;
-pub mod layout;
 pub mod metadata;
 pub mod oci;
 pub mod perms;
@@ -16,6 +15,7 @@ pub mod registry;
 pub mod selection;
 pub mod state_file;
 pub mod transfer;
+pub mod workspace;
 
-pub use layout::Workspace;
 pub use metadata::{Metadata, MetadataFile};
+pub use workspace::Workspace;

@@ -29,7 +29,7 @@ pub enum BuildError {
     #[error(transparent)]
     Metadata(#[from] MetadataError),
     #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+    Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
     #[error("cannot lay out the tar stream of {title}: {source}")]
     Tar {
         title: String,

@@ -8,12 +8,12 @@ use crate::hub_source::{self, HubSource};
 use crate::limits::layer_size_limit;
 use crate::options::{ModelSource, Options};
 use crate::plan::{LayerPlan, LayerRules, ModelTree, PlanError};
-use crate::tar_layout::{layout, TarLayout};
+use crate::tar_stream::{tar_stream, TarStream};
 
-/// A model layer ready to send: what it holds, its byte layout, and its digest-cache key.
+/// A model layer ready to send: what it holds, its tar stream, and its digest-cache key.
 pub struct ModelLayer {
     pub plan: LayerPlan,
-    pub layout: TarLayout,
+    pub stream: TarStream,
     pub cache_key: String,
 }
 
@@ -61,16 +61,16 @@ pub fn plan_model(
     plans
         .into_iter()
         .map(|plan| {
-            let layout =
-                layout(&plan, opts.source_date_epoch).map_err(|source| BuildError::Tar {
+            let stream =
+                tar_stream(&plan, opts.source_date_epoch).map_err(|source| BuildError::Tar {
                     title: plan.title.clone(),
                     source,
                 })?;
             if let Some(limit) = &rules.max_layer_size {
-                if layout.size > limit.bytes {
+                if stream.size > limit.bytes {
                     return Err(PlanError::LayerTooLarge {
                         title: plan.title,
-                        size: layout.size,
+                        size: stream.size,
                         limit: limit.clone(),
                     }
                     .into());
@@ -79,7 +79,7 @@ pub fn plan_model(
             let cache_key = layer_key(&plan, opts.source_date_epoch);
             Ok(ModelLayer {
                 plan,
-                layout,
+                stream,
                 cache_key,
             })
         })

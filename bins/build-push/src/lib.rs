@@ -19,8 +19,8 @@ mod record;
 pub mod report;
 mod run;
 mod send;
-pub mod tar_layout;
 mod tar_producer;
+pub mod tar_stream;
 
 pub use error::BuildError;
 pub use options::{HubInput, ModelPackTag, ModelSource, Options};

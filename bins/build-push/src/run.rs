@@ -116,7 +116,7 @@ fn open_destinations(opts: &Options, base: &BaseImage) -> Result<Vec<Destination
 
 /// Progress over every layer byte for every destination.
 fn layers_progress(opts: &Options, base: &BaseImage, layers: &[ModelLayer]) -> Arc<Progress> {
-    let total = layers.iter().map(|l| l.layout.size).sum::<u64>()
+    let total = layers.iter().map(|l| l.stream.size).sum::<u64>()
         + base.layers.iter().map(|l| l.size).sum::<u64>();
     let names: Vec<String> = opts.dests.iter().map(DestSpec::display).collect();
     Progress::new(

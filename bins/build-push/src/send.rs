@@ -110,10 +110,10 @@ async fn send_model_layer(
     let cached = layers
         .cache
         .get(&layer.cache_key)
-        .filter(|c| c.size == layer.layout.size);
+        .filter(|c| c.size == layer.stream.size);
     let known = cached.as_ref().map(|c| c.digest.as_str());
     let producer = TarProducer {
-        layout: &layer.layout,
+        stream: &layer.stream,
         key: &layer.cache_key,
         hub: layers.hub,
     };

@@ -10,20 +10,20 @@ use modelcar_shared::transfer::{Producer, SourceError, TransferError};
 
 use crate::file_reader::PlannedFile;
 use crate::hub_source::HubSource;
-use crate::tar_layout::{Segment, TarLayout};
+use crate::tar_stream::{Segment, TarStream};
 
 static ZEROS: [u8; PIECE] = [0; PIECE];
 
-/// Streams a tar layout into `writer` from the writer's position on (0, or where an upload
+/// Streams a layer's tar stream into `writer` from the writer's position on (0, or where an upload
 /// goes on from); returns the layer digest.
 async fn produce_tar(
-    layout: &TarLayout,
+    stream: &TarStream,
     hub: Option<&HubSource>,
     mut writer: ChunkWriter,
     progress: &Progress,
 ) -> Result<String, SourceError> {
     let mut segment_start = 0;
-    for segment in &layout.segments {
+    for segment in &stream.segments {
         let segment_end = segment_start + segment.size();
         // Bytes of this segment before the start position are not produced at all.
         let skip = writer.position().clamp(segment_start, segment_end) - segment_start;
@@ -90,14 +90,14 @@ async fn produce_tar(
 
 /// A model layer as a blob producer; its id is the layer's digest-cache key (its inputs).
 pub struct TarProducer<'a> {
-    pub layout: &'a TarLayout,
+    pub stream: &'a TarStream,
     pub key: &'a str,
     pub hub: Option<&'a HubSource>,
 }
 
 impl Producer for TarProducer<'_> {
     fn size(&self) -> u64 {
-        self.layout.size
+        self.stream.size
     }
 
     fn id(&self) -> String {
@@ -109,6 +109,6 @@ impl Producer for TarProducer<'_> {
         writer: ChunkWriter,
         progress: &Progress,
     ) -> Result<String, TransferError> {
-        Ok(produce_tar(self.layout, self.hub, writer, progress).await?)
+        Ok(produce_tar(self.stream, self.hub, writer, progress).await?)
     }
 }

@@ -52,7 +52,7 @@ pub enum DeployError {
     #[error(transparent)]
     Metadata(#[from] modelcar_shared::metadata::MetadataError),
     #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+    Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
 }
 
 impl DeployError {

@@ -12,7 +12,7 @@ pub enum FetchError {
     #[error(transparent)]
     Selection(#[from] modelcar_shared::selection::SelectionError),
     #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+    Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
     #[error(transparent)]
     Metadata(#[from] modelcar_shared::metadata::MetadataError),
     #[error(

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use modelcar_shared::layout::STATE_DIR_NAME;
+use modelcar_shared::workspace::STATE_DIR_NAME;
 
 use crate::policy::Kind;
 

@@ -42,5 +42,5 @@ pub enum MirrorError {
     #[error(transparent)]
     Metadata(#[from] modelcar_shared::metadata::MetadataError),
     #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+    Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
 }

@@ -51,7 +51,7 @@ pub enum RunError {
     #[error(transparent)]
     Metadata(#[from] modelcar_shared::metadata::MetadataError),
     #[error(transparent)]
-    Layout(#[from] modelcar_shared::layout::LayoutError),
+    Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
-use crate::layout::Workspace;
 use crate::state_file;
+use crate::workspace::Workspace;
 
 /// Which upload: a blob (by what it is made of) going to one repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

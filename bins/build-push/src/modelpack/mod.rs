@@ -25,7 +25,7 @@ use crate::hub_source::HubSource;
 use crate::image::ImageInfo;
 use crate::layers::ModelLayer;
 use crate::plan::{Entry, EntryKind};
-use crate::tar_layout::FILE_MODE;
+use crate::tar_stream::FILE_MODE;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.model.manifest.v1+json";
 pub const CONFIG_TYPE: &str = "application/vnd.cncf.model.config.v1+json";

@@ -50,13 +50,13 @@ impl Segment {
 }
 
 #[derive(Debug, Clone)]
-pub struct TarLayout {
+pub struct TarStream {
     pub segments: Vec<Segment>,
     pub size: u64,
 }
 
 /// Lays out the tar stream of `plan`, every entry stamped with `mtime` (SOURCE_DATE_EPOCH).
-pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
+pub fn tar_stream(plan: &LayerPlan, mtime: u64) -> io::Result<TarStream> {
     let mut headers = Builder::new(Vec::new());
     let mut segments = Vec::new();
     for entry in &plan.entries {
@@ -124,7 +124,7 @@ pub fn layout(plan: &LayerPlan, mtime: u64) -> io::Result<TarLayout> {
     // The end-of-archive marker: two zero blocks.
     segments.push(Segment::Zeros(2 * BLOCK));
     let size = segments.iter().map(Segment::size).sum();
-    Ok(TarLayout { segments, size })
+    Ok(TarStream { segments, size })
 }
 
 /// A regular file: its header blocks, its content, the padding to a whole block.
@@ -164,8 +164,8 @@ mod tests {
     use std::fs;
     use std::io::Read;
 
-    /// Materializes a layout (test only: real layers are streamed).
-    fn bytes_of(layout: &TarLayout) -> Vec<u8> {
+    /// Materializes a tar stream (test only: real layers are streamed).
+    fn bytes_of(layout: &TarStream) -> Vec<u8> {
         let mut out = Vec::new();
         for s in &layout.segments {
             match s {
@@ -179,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn a_layout_is_a_tar_that_the_tar_crate_reads_back() {
+    fn a_tar_stream_is_a_tar_that_the_tar_crate_reads_back() {
         let tmp = tempfile::tempdir().unwrap();
         let long = "d".repeat(120);
         fs::create_dir_all(tmp.path().join(&long)).unwrap();
@@ -187,7 +187,7 @@ mod tests {
         fs::write(tmp.path().join("empty"), b"").unwrap();
         std::os::unix::fs::symlink("empty", tmp.path().join("link")).unwrap();
         let plan = plan_layers(tmp.path(), "/models", u64::MAX).unwrap();
-        let layout = layout(&plan[0], 42).unwrap();
+        let layout = tar_stream(&plan[0], 42).unwrap();
         let bytes = bytes_of(&layout);
         assert_eq!(bytes.len() as u64, layout.size);
         assert_eq!(layout.size % 512, 0);
@@ -234,8 +234,8 @@ mod tests {
         fs::write(tmp.path().join("a"), b"abc").unwrap();
         let plan = plan_layers(tmp.path(), "/models", u64::MAX).unwrap();
         assert_eq!(
-            bytes_of(&layout(&plan[0], 0).unwrap()),
-            bytes_of(&layout(&plan[0], 0).unwrap())
+            bytes_of(&tar_stream(&plan[0], 0).unwrap()),
+            bytes_of(&tar_stream(&plan[0], 0).unwrap())
         );
     }
 }

@@ -13,7 +13,7 @@ pub const WORKSPACE_ENV: &str = "MODELCAR_WORKSPACE";
 pub const STATE_DIR_NAME: &str = ".modelcar";
 
 #[derive(Debug, thiserror::Error)]
-pub enum LayoutError {
+pub enum WorkspaceError {
     #[error(
         "workspace {path} does not exist or is not a directory (--workspace / {WORKSPACE_ENV})"
     )]
@@ -33,10 +33,10 @@ pub struct Workspace {
 impl Workspace {
     /// Opens an existing workspace directory. It is never created: a typo in `--workspace`
     /// must not silently put a model on the node's own disk.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, LayoutError> {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, WorkspaceError> {
         let root = root.into();
         if !root.is_dir() {
-            return Err(LayoutError::NotADirectory { path: root });
+            return Err(WorkspaceError::NotADirectory { path: root });
         }
         Ok(Self { root })
     }
@@ -51,9 +51,9 @@ impl Workspace {
     }
 
     /// `<ws>/models/<name>`: the model files, exactly as in the Hub repo.
-    pub fn model_dir(&self, name: &str) -> Result<PathBuf, LayoutError> {
+    pub fn model_dir(&self, name: &str) -> Result<PathBuf, WorkspaceError> {
         if name.is_empty() || name == "." || name == ".." || name.contains('/') {
-            return Err(LayoutError::BadModelName { name: name.into() });
+            return Err(WorkspaceError::BadModelName { name: name.into() });
         }
         Ok(self.models_dir().join(name))
     }
@@ -84,14 +84,14 @@ impl Workspace {
     }
 
     /// The metadata file, with its state directory created (group-writable, setgid).
-    pub fn metadata(&self) -> Result<MetadataFile, LayoutError> {
+    pub fn metadata(&self) -> Result<MetadataFile, WorkspaceError> {
         self.create_dir(&self.state_dir())?;
         Ok(MetadataFile::at(self.metadata_path()))
     }
 
     /// Creates `path` (inside the workspace) and its parents as shared directories.
-    pub fn create_dir(&self, path: &Path) -> Result<(), LayoutError> {
-        create_shared_dir_all(path).map_err(|source| LayoutError::CreateDir {
+    pub fn create_dir(&self, path: &Path) -> Result<(), WorkspaceError> {
+        create_shared_dir_all(path).map_err(|source| WorkspaceError::CreateDir {
             path: path.to_owned(),
             source,
         })
