@@ -30,6 +30,8 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # No two files of a crate import each other, directly or round a loop.
 scripts/module-cycles.py
+# No error message prints its own cause: the chain is printed once, by whoever prints it.
+scripts/error-sources.py
 if [ "$(id -u)" = 0 ]; then
   cargo test --workspace --locked
 else

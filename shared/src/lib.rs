@@ -3,6 +3,7 @@
 //! Nothing specific to one binary lives here.
 
 pub mod atomic_file;
+pub mod causes;
 pub mod cli;
 pub mod digest;
 pub mod http;

@@ -133,14 +133,14 @@ impl Metadata {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
-    #[error("cannot {action} metadata file {path}: {source}")]
+    #[error("cannot {action} metadata file {path}")]
     Io {
         action: &'static str,
         path: PathBuf,
         source: io::Error,
     },
     #[error(
-        "metadata file {path} is not valid JSON metadata ({source}); it is never reset \
+        "metadata file {path} is not valid JSON metadata; it is never reset \
          automatically: repair it, or remove it to start over"
     )]
     Corrupt {

@@ -59,7 +59,7 @@ impl Selection {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid glob {pattern:?} in {flag}: {source}")]
+#[error("invalid glob {pattern:?} in {flag}")]
 pub struct SelectionError {
     pub flag: &'static str,
     pub pattern: String,

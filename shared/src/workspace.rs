@@ -20,7 +20,7 @@ pub enum WorkspaceError {
     NotADirectory { path: PathBuf },
     #[error("invalid model name {name:?}: it must be one path component, not empty, '.' or '..'")]
     BadModelName { name: String },
-    #[error("cannot create directory {path}: {source}")]
+    #[error("cannot create directory {path}")]
     CreateDir { path: PathBuf, source: io::Error },
 }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::digest::sha256_digest;
 use modelcar_shared::oci::{self, Descriptor, ImageIndex, ImageManifest, Platform};
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient, RegistryError};
@@ -14,9 +15,9 @@ const MAX_CONFIG_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseError {
-    #[error("--base {0}")]
+    #[error("--base")]
     Reference(#[from] modelcar_shared::registry::ReferenceError),
-    #[error("cannot read base image {image}: {source}")]
+    #[error("cannot read base image {image}")]
     Registry {
         image: String,
         source: RegistryError,
@@ -156,7 +157,7 @@ async fn fetch_config(
     let bytes: Bytes = response
         .bytes()
         .await
-        .map_err(|e| ConfigError::Invalid(format!("config download broke off: {e}")))?;
+        .map_err(|e| ConfigError::Invalid(format!("config download broke off: {}", e.causes())))?;
     if sha256_digest(&bytes) != desc.digest {
         return Err(ConfigError::Invalid(format!(
             "config does not match its digest {}",

@@ -16,12 +16,12 @@ pub enum BuildError {
     Base(#[from] BaseError),
     #[error(transparent)]
     Dest(#[from] DestError),
-    #[error("layer {title}: {source}")]
+    #[error("layer {title}")]
     Layer {
         title: String,
         source: TransferError,
     },
-    #[error("base layer {digest}: {source}")]
+    #[error("base layer {digest}")]
     BaseLayer {
         digest: String,
         source: TransferError,
@@ -30,7 +30,7 @@ pub enum BuildError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Workspace(#[from] modelcar_shared::workspace::WorkspaceError),
-    #[error("cannot lay out the tar stream of {title}: {source}")]
+    #[error("cannot lay out the tar stream of {title}")]
     Tar {
         title: String,
         source: std::io::Error,

@@ -5,6 +5,7 @@
 //! them; on a mismatch the layer's upload is abandoned before its commit, so no blob, and no
 //! manifest, points at wrong bytes.
 
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::hub::{
     self, is_repo_id, FileHasher, HubClient, HubError, HubOptions, RepoEntry, VerifiedBody,
 };
@@ -98,7 +99,7 @@ impl HubSource {
             .client
             .open_file(&self.repo, &self.sha, &file.path, 0)
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(e.causes().to_string()))?;
         let mut body = VerifiedBody::new(file, response, FileHasher::new(file), 0);
         while let Some(piece) = body.next().await {
             let at = body.position();

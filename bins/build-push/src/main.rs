@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use build_push::args::{host_platform, parse_size};
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{
     parse_key_value, CommonArgs, DestArgs, SelectionArgs, TransferArgs, UsageError,
 };
@@ -249,7 +250,7 @@ fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
         rules: args
             .selection
             .rules()
-            .map_err(|e| UsageError(e.to_string()))?,
+            .map_err(|e| UsageError(e.causes().to_string()))?,
     })))
 }
 

@@ -74,7 +74,7 @@ pub enum PlanError {
     NotADirectory(PathBuf),
     #[error("model directory {0} contains no files")]
     Empty(PathBuf),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Unreadable {
         path: PathBuf,
         source: std::io::Error,

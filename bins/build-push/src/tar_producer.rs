@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::hub::RepoEntry;
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
@@ -58,7 +59,9 @@ async fn produce_tar(
                     identity: *identity,
                 };
                 if let Err(e) = file.stream(skip, &mut writer, progress).await {
-                    writer.fail(std::io::Error::other(e.to_string())).await;
+                    writer
+                        .fail(std::io::Error::other(e.causes().to_string()))
+                        .await;
                     return Err(e);
                 }
             }
@@ -76,7 +79,9 @@ async fn produce_tar(
                     lfs_sha256: lfs_sha256.clone(),
                 };
                 if let Err(e) = hub.stream_file(&file, skip, &mut writer, progress).await {
-                    writer.fail(std::io::Error::other(e.to_string())).await;
+                    writer
+                        .fail(std::io::Error::other(e.causes().to_string()))
+                        .await;
                     return Err(e);
                 }
             }

@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::{Api, ListParams};
 use kube::Client;
+use modelcar_shared::causes::ErrorCauses;
 
 /// The label KServe puts on every pod of an InferenceService.
 const ISVC_LABEL: &str = "serving.kserve.io/inferenceservice";
@@ -22,7 +23,7 @@ pub async fn predictor_problems(client: &Client, namespace: &str, name: &str) ->
             vec![format!("no predictor pod exists yet (label {selector})")]
         }
         Ok(list) => list.items.iter().flat_map(pod_problems).collect(),
-        Err(e) => vec![format!("cannot read the predictor's pods: {e}")],
+        Err(e) => vec![format!("cannot read the predictor's pods: {}", e.causes())],
     }
 }
 

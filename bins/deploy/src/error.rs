@@ -1,7 +1,7 @@
 //! What can stop a deploy, each said so that the reader knows which flag, object or
 //! credential to fix.
 
-use std::error::Error as _;
+use modelcar_shared::causes::ErrorCauses;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -65,7 +65,7 @@ impl DeployError {
                 status.code, status.reason, status.message
             ),
             kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-            other => cause_chain(other),
+            other => other.causes().to_string(),
         };
         DeployError::Kube {
             action,
@@ -73,16 +73,6 @@ impl DeployError {
             detail,
         }
     }
-}
-
-fn cause_chain(error: &kube::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 fn no_runtime(runtime: &str, namespace: &str, available: &[String]) -> String {

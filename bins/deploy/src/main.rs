@@ -9,6 +9,7 @@ use deploy::{
     storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun, ServeSpec,
     Toleration,
 };
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
 
@@ -181,7 +182,7 @@ async fn run(args: &Args) -> anyhow::Result<DeployOutcome> {
 fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
     let storage_uri = storage_uri(args.storage_uri.as_deref(), workspace.as_ref())
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| UsageError(e.causes().to_string()))?;
     Ok(ServeSpec {
         name: args.name.clone(),
         namespace: namespace.to_string(),

@@ -3,6 +3,7 @@
 //! from the last resourceVersion seen, and an expired one (410 Gone) starts over from a fresh
 //! read. No polling: a model that takes 12 minutes to load costs a handful of requests.
 
+use modelcar_shared::causes::ErrorCauses;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{pin_mut, StreamExt};
@@ -108,7 +109,11 @@ async fn follow(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<Ready
                 continue;
             }
             Err(e) if is_transient(&e) => {
-                tracing::warn!("{}: cannot watch ({e}); trying again", watched.name);
+                tracing::warn!(
+                    "{}: cannot watch ({}); trying again",
+                    watched.name,
+                    e.causes()
+                );
                 tokio::time::sleep(RECONNECT_PAUSE).await;
                 continue;
             }
@@ -146,8 +151,9 @@ async fn follow(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<Ready
                 }
                 Err(e) => {
                     tracing::warn!(
-                        "{}: the watch broke off ({e}); watching again",
-                        watched.name
+                        "{}: the watch broke off ({}); watching again",
+                        watched.name,
+                        e.causes()
                     );
                     break;
                 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use modelcar_shared::atomic_file::FileLock;
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::hub::{FileHasher, HubClient, PieceError, RepoEntry, VerifiedBody};
 use modelcar_shared::perms::{create_shared_dir_all, set_shared_file_mode};
 use modelcar_shared::progress::Progress;
@@ -238,7 +239,7 @@ async fn append_rest(
         Err(e) if e.is_transient() => {
             return Err(Attempt::Dropped {
                 got: 0,
-                error: e.to_string(),
+                error: e.causes().to_string(),
             })
         }
         Err(e) => return Err(final_error(e.into())),
@@ -259,7 +260,7 @@ async fn append_rest(
                 file.flush().await.map_err(write_error)?;
                 return Err(Attempt::Dropped {
                     got,
-                    error: e.to_string(),
+                    error: e.causes().to_string(),
                 });
             }
             Err(PieceError::TooLong { got, size }) => {

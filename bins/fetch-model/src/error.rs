@@ -25,7 +25,7 @@ pub enum FetchError {
         reserve: u64,
         free: u64,
     },
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         source: std::io::Error,

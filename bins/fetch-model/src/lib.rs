@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, TryStreamExt};
 
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::hub::{HubClient, HubOptions};
 use modelcar_shared::metadata::FileRecord;
 use modelcar_shared::progress::Progress;
@@ -135,8 +136,9 @@ async fn fetch_one(
         .record(&todo.entry, &todo.dest, &fetched.sha256)
     {
         tracing::warn!(
-            "cannot record {} as done (a rerun will hash it again): {e}",
-            todo.entry.path
+            "cannot record {} as done (a rerun will hash it again): {}",
+            todo.entry.path,
+            e.causes()
         );
     }
     tracing::info!("fetched {} ({} bytes)", todo.entry.path, todo.entry.size);

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use fetch_model::{Options, Target};
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{parse_size, CommonArgs, SelectionArgs, UsageError};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::Workspace;
@@ -121,7 +122,7 @@ fn options(args: &Args) -> anyhow::Result<Options> {
         rules: args
             .selection
             .rules()
-            .map_err(|e| UsageError(e.to_string()))?,
+            .map_err(|e| UsageError(e.causes().to_string()))?,
         target,
         hub: HubOptions {
             endpoint: args.endpoint.clone(),

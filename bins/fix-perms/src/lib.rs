@@ -35,7 +35,7 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixError {
-    #[error("cannot start {jobs} worker threads: {source}")]
+    #[error("cannot start {jobs} worker threads")]
     ThreadPool {
         jobs: usize,
         source: rayon::ThreadPoolBuildError,

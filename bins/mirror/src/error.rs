@@ -5,7 +5,7 @@ use modelcar_shared::transfer::TransferError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
-    #[error("cannot read source {image}: {source}")]
+    #[error("cannot read source {image}")]
     Source {
         image: String,
         source: RegistryError,
@@ -20,12 +20,12 @@ pub enum MirrorError {
     },
     #[error("source {image}: {detail}")]
     Unsupported { image: String, detail: String },
-    #[error("cannot write to {image}: {source}")]
+    #[error("cannot write to {image}")]
     Dest {
         image: String,
         source: RegistryError,
     },
-    #[error("copying blob {digest} to {image}: {source}; the destination tag was not written")]
+    #[error("copying blob {digest} to {image} (the destination tag was not written)")]
     Blob {
         image: String,
         digest: String,

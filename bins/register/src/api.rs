@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::http::{read_capped, BodyError};
 
 /// The API versions the service has served, newest first.
@@ -21,7 +22,7 @@ const ANSWER_LIMIT: u64 = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot reach the Model Registry at {url}: {source}")]
+    #[error("cannot reach the Model Registry at {url}")]
     Unreachable { url: String, source: reqwest::Error },
     #[error("the Model Registry at {url} rejected the token from {token_source} ({status}): check it, or give another with --token-file / --token")]
     Rejected {
@@ -44,7 +45,7 @@ pub enum ApiError {
     },
     #[error("the Model Registry at {url} serves none of the API versions {API_VERSIONS:?} (tried /api/model_registry/<version>/registered_models)")]
     NoApi { url: String },
-    #[error("cannot read --token-file {path}: {source}")]
+    #[error("cannot read --token-file {path}")]
     TokenFile {
         path: PathBuf,
         source: std::io::Error,
@@ -269,5 +270,5 @@ fn http_client(ca_file: Option<&PathBuf>) -> Result<reqwest::Client, ApiError> {
         .map_err(ApiError::Setup)?
         .timeout(Duration::from_secs(120))
         .build()
-        .map_err(|e| ApiError::Setup(e.to_string()))
+        .map_err(|e| ApiError::Setup(e.causes().to_string()))
 }

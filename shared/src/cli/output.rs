@@ -33,9 +33,9 @@ pub trait Report: Serialize {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot write the result to stdout: {0}")]
+    #[error("cannot write the result to stdout")]
     Stdout(#[source] io::Error),
-    #[error("cannot write result {path} (--results-dir): {source}")]
+    #[error("cannot write result {path} (--results-dir)")]
     ResultFile { path: PathBuf, source: io::Error },
 }
 

@@ -12,6 +12,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use serde::Deserialize;
 
 use super::error::HubError;
+use crate::causes::ErrorCauses;
 use crate::http::{read_capped, read_prefix, BodyError};
 
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -112,8 +113,8 @@ impl HubClient {
             endpoint: options.endpoint.clone(),
             detail,
         };
-        let mut endpoint =
-            Url::parse(options.endpoint.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
+        let mut endpoint = Url::parse(options.endpoint.trim_end_matches('/'))
+            .map_err(|e| bad(e.causes().to_string()))?;
         if endpoint.cannot_be_a_base() || !matches!(endpoint.scheme(), "http" | "https") {
             return Err(bad("not an http(s) URL".into()));
         }
@@ -127,7 +128,7 @@ impl HubClient {
             .map_err(bad)?
             .read_timeout(Duration::from_secs(120))
             .build()
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| bad(e.causes().to_string()))?;
         Ok(Self {
             http,
             endpoint,

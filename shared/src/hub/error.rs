@@ -22,7 +22,7 @@ pub enum HubError {
         revision: String,
         path: String,
     },
-    #[error("cannot reach the Hub at {endpoint} ({action}): {source}")]
+    #[error("cannot reach the Hub at {endpoint} ({action})")]
     Unreachable {
         endpoint: String,
         action: String,

@@ -16,6 +16,7 @@ use super::auth::Auth;
 use super::credentials::CredentialSource;
 use super::error::RegistryError;
 use super::reference::Reference;
+use crate::causes::ErrorCauses;
 use crate::http::{read_capped, read_prefix, BodyError};
 
 /// The most a manifest or index may hold, as registries cap them (distribution's
@@ -460,5 +461,5 @@ fn http_client(opts: &ConnectOptions) -> Result<reqwest::Client, RegistryError> 
         .danger_accept_invalid_certs(opts.insecure);
     builder
         .build()
-        .map_err(|e| RegistryError::Setup(e.to_string()))
+        .map_err(|e| RegistryError::Setup(e.causes().to_string()))
 }

@@ -46,19 +46,19 @@ impl Basic {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("cannot read token file {path} (--token-file): {source}")]
+    #[error("cannot read token file {path} (--token-file)")]
     TokenFile {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("token file {path} (--token-file) is empty")]
     EmptyTokenFile { path: PathBuf },
-    #[error("cannot read auth file {path}: {source}")]
+    #[error("cannot read auth file {path}")]
     AuthFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("auth file {path} is not a docker/podman auth file: {source}")]
+    #[error("auth file {path} is not a docker/podman auth file")]
     BadAuthFile {
         path: PathBuf,
         source: serde_json::Error,

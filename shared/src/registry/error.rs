@@ -5,7 +5,7 @@ use super::credentials::CredentialError;
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error(
-        "cannot reach registry {registry} ({action}): {source}; check the host and port, and \
+        "cannot reach registry {registry} ({action}); check the host and port, and \
          use --plain-http for a registry without TLS"
     )]
     Unreachable {
@@ -104,9 +104,10 @@ pub enum RegistryError {
         action: String,
         detail: String,
     },
-    #[error("{last} (gave up after {attempts} attempts)")]
+    #[error("gave up after {attempts} {}", if *attempts == 1 { "attempt" } else { "attempts" })]
     RetriesExhausted {
         attempts: u32,
+        #[source]
         last: Box<RegistryError>,
     },
     #[error(transparent)]

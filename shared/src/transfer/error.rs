@@ -8,7 +8,7 @@ use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -27,7 +27,7 @@ pub enum SourceError {
          file): refused, so that no other file's bytes go into the layer; run again to plan anew"
     )]
     Replaced { path: PathBuf },
-    #[error("download of blob {digest} broke off: {source}")]
+    #[error("download of blob {digest} broke off")]
     Download {
         digest: String,
         source: reqwest::Error,
@@ -71,7 +71,7 @@ pub enum SourceError {
 pub enum DestError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Layout {
         path: PathBuf,
         source: std::io::Error,

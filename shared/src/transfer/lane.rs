@@ -21,6 +21,7 @@ use super::destination::{Destination, Pending};
 use super::error::DestError;
 use super::method::{ChunkSize, UploadMethod};
 use super::resume_points::ResumePoints;
+use crate::causes::ErrorCauses;
 use crate::registry::RegistryError;
 
 /// New uploads of one blob at one destination after the first, before giving up.
@@ -243,7 +244,7 @@ impl<'a> Lane<'a> {
 
     /// A 416: find the byte the registry takes, or stop sending it ranges.
     async fn after_refused_range(&mut self, error: DestError) -> Result<(), DestError> {
-        tracing::debug!("{error}");
+        tracing::debug!("{}", error.causes());
         if !self.negotiate() {
             return Err(error);
         }

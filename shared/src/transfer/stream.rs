@@ -16,6 +16,7 @@ use super::method::{ChunkSize, UploadMethod};
 use super::producer::{BlobOutcome, Producer};
 use super::resume_points::ResumePoints;
 use super::uploads::UploadLog;
+use crate::causes::ErrorCauses;
 use crate::progress::Progress;
 use crate::registry::RegistryError;
 
@@ -105,7 +106,7 @@ impl Budget {
                 let wait = pause_after(e, self.transient);
                 let what = match failure {
                     Failure::Commit(e) => uncommitted(e),
-                    _ => e.to_string(),
+                    _ => e.causes().to_string(),
                 };
                 tracing::warn!(
                     "{what}; trying again in {wait:?} (attempt {} of {TRANSIENT_ATTEMPTS})",
@@ -177,7 +178,7 @@ async fn attempt<P: Producer>(
             if !e.is_transient() {
                 return Err(e.into());
             }
-            tracing::warn!("{e}; trying the source again");
+            tracing::warn!("{}; trying the source again", e.causes());
             None
         }
         Err(_) => None,
@@ -213,9 +214,12 @@ fn uncommitted(error: &DestError) -> String {
                 "registry {registry} closed the connection without answering the commit: asking \
                  it what it holds"
             ),
-            other => format!("the commit failed ({other}): asking the registry what it holds"),
+            other => format!(
+                "the commit failed ({}): asking the registry what it holds",
+                other.causes()
+            ),
         },
-        other => other.to_string(),
+        other => other.causes().to_string(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
+use crate::causes::ErrorCauses;
 use crate::state_file;
 use crate::workspace::Workspace;
 
@@ -86,7 +87,10 @@ impl UploadLog {
             Ok(Some(path)) => Self::at(path),
             Ok(None) => Self::disabled(),
             Err(e) => {
-                tracing::warn!("{e}: an interrupted upload will start again from byte 0");
+                tracing::warn!(
+                    "{}: an interrupted upload will start again from byte 0",
+                    e.causes()
+                );
                 Self::disabled()
             }
         }
@@ -119,7 +123,7 @@ impl UploadLog {
     fn change(&self, f: impl FnOnce(&mut Vec<UploadRecord>)) {
         let Some(path) = &self.path else { return };
         if let Err(e) = state_file::update(path, |file: &mut UploadsFile| f(&mut file.uploads)) {
-            tracing::warn!(path = %path.display(), "cannot update the uploads log: {e}");
+            tracing::warn!(path = %path.display(), "cannot update the uploads log: {}", e.causes());
         }
     }
 }

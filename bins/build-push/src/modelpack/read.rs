@@ -1,6 +1,7 @@
 //! The first bytes of a model file, from the directory or from the Hub: `config.json` and the
 //! safetensors headers are all the ModelPack config needs, whatever the model's size.
 
+use modelcar_shared::causes::ErrorCauses;
 use tokio::io::AsyncReadExt;
 
 use crate::hub_source::HubSource;
@@ -29,14 +30,14 @@ pub async fn read_prefix(
                 .client
                 .open_file(&hub.repo, &hub.sha, repo_path, 0)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| e.causes().to_string())?;
             let mut bytes = Vec::new();
             // Dropping the response after the prefix closes the connection: no more is read.
             while (bytes.len() as u64) < len {
                 match response
                     .chunk()
                     .await
-                    .map_err(|e| format!("{repo_path}: {e}"))?
+                    .map_err(|e| format!("{repo_path}: {}", e.causes()))?
                 {
                     Some(chunk) => bytes.extend_from_slice(&chunk),
                     None => break,
