@@ -136,4 +136,19 @@ mod tests {
     fn cli_definition_is_consistent() {
         <super::Args as clap::CommandFactory>::command().debug_assert();
     }
+
+    /// The transfer flags are build-push's own (one definition): sizes take units here too.
+    #[test]
+    fn chunk_size_takes_units() {
+        use clap::Parser;
+        let args = super::Args::try_parse_from([
+            "mirror",
+            "a.io/m:1",
+            "b.io/m:1",
+            "--chunk-size",
+            "64MiB",
+        ])
+        .unwrap();
+        assert_eq!(args.transfer.chunk_size, Some(64 << 20));
+    }
 }

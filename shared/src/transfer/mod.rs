@@ -5,6 +5,7 @@
 
 pub mod checkpoint;
 pub mod chunks;
+mod dest_spec;
 pub mod destination;
 mod download;
 mod error;
@@ -18,7 +19,8 @@ mod send;
 mod stream;
 pub mod uploads;
 
-pub use destination::{DestSpec, Destination};
+pub use dest_spec::DestSpec;
+pub use destination::Destination;
 pub use download::produce_download;
 pub use error::{DestError, SourceError, TransferError};
 pub use method::UploadMethod;
