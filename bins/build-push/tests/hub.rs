@@ -109,12 +109,11 @@ async fn an_hf_build_has_the_digest_of_the_directory_build() {
     );
 }
 
-/// An LFS file whose bytes do not match the Hub's sha256 fails its layer before the commit:
-/// the error names the file, and no manifest (no tag) reaches the registry.
-#[test]
-fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
+/// `path` served with its first byte flipped fails its layer before the commit: the error
+/// names the file and the `check` it failed, and no manifest (no tag) reaches the registry.
+fn a_corrupt_file_fails_its_layer(path: &str, check: &str) {
     let hub = HubServer::start(vec![tiny_repo()]);
-    hub.corrupt("model-00002-of-00002.safetensors");
+    hub.corrupt(path);
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let image = format!("{}/org/bad:v1", registry.host());
@@ -125,10 +124,7 @@ fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("model-00002-of-00002.safetensors") && err.contains("sha256"),
-        "{err}"
-    );
+    assert!(err.contains(path) && err.contains(check), "{err}");
     assert_eq!(
         modelcar_testkit::http::get_status(&registry.host(), "/v2/org/bad/tags/list", None)
             .unwrap(),
@@ -137,32 +133,16 @@ fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
     );
 }
 
-/// A file kept in git (not LFS) is checked too, by its git blob id, as fetch-model checks it:
-/// served with other bytes it fails its layer, and no manifest reaches the registry.
+/// An LFS file is checked against the Hub's sha256.
+#[test]
+fn a_file_that_does_not_match_its_sha256_leaves_no_manifest() {
+    a_corrupt_file_fails_its_layer("model-00002-of-00002.safetensors", "sha256");
+}
+
+/// A file kept in git (not LFS) is checked too, by its git blob id, as fetch-model checks it.
 #[test]
 fn a_git_file_that_does_not_match_its_blob_id_leaves_no_manifest() {
-    let hub = HubServer::start(vec![tiny_repo()]);
-    hub.corrupt("config.json");
-    let registry = Registry::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let image = format!("{}/org/bad:v1", registry.host());
-    let endpoint = hub.endpoint();
-    let out = build_push(
-        tmp.path(),
-        &hf_args(&endpoint, &format!("hf://{REPO}"), &image),
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("config.json") && err.contains("git blob id"),
-        "{err}"
-    );
-    assert_eq!(
-        modelcar_testkit::http::get_status(&registry.host(), "/v2/org/bad/tags/list", None)
-            .unwrap(),
-        404,
-        "no manifest was pushed"
-    );
+    a_corrupt_file_fails_its_layer("config.json", "git blob id");
 }
 
 /// Killed (SIGKILL) once some layers are pushed, then run again with the same workspace: the
