@@ -2,6 +2,7 @@
 //! indexes, and the media types, Docker's v2 equivalents included. Unknown fields are kept
 //! (`extra`) so that a base image's manifest or config survives a round trip.
 
+use crate::digest::Digest;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
@@ -42,7 +43,7 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    pub fn new(media_type: &str, digest: String, size: u64) -> Self {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
         Self {
             media_type: media_type.into(),
             digest,
@@ -171,20 +172,23 @@ mod tests {
     fn an_index_gives_the_manifest_of_a_platform_or_says_which_it_has() {
         let entry = |digest: &str, platform: &str| Descriptor {
             platform: Platform::parse(platform),
-            ..Descriptor::new(OCI_MANIFEST, digest.into(), 1)
+            ..Descriptor::new(OCI_MANIFEST, Digest::parse(digest).unwrap(), 1)
         };
         let index = ImageIndex {
             schema_version: 2,
             media_type: Some(OCI_INDEX.into()),
             manifests: vec![
-                entry("sha256:a", "linux/amd64"),
-                entry("sha256:b", "linux/arm64/v8"),
+                entry(&format!("sha256:{}", "a".repeat(64)), "linux/amd64"),
+                entry(&format!("sha256:{}", "b".repeat(64)), "linux/arm64/v8"),
             ],
             annotations: BTreeMap::new(),
             extra: Map::new(),
         };
         let arm = Platform::parse("linux/arm64").unwrap();
-        assert_eq!(index.manifest_for(&arm).unwrap().digest, "sha256:b");
+        assert_eq!(
+            index.manifest_for(&arm).unwrap().digest.hex(),
+            "b".repeat(64)
+        );
         let s390x = Platform::parse("linux/s390x").unwrap();
         assert_eq!(
             index.manifest_for(&s390x).unwrap_err(),
@@ -208,8 +212,11 @@ mod tests {
 
     #[test]
     fn unknown_manifest_fields_survive() {
-        let json = r#"{"schemaVersion":2,"config":{"mediaType":"m","digest":"d","size":1,"urls":["u"]},"layers":[],"subject":{"x":1}}"#;
-        let m: ImageManifest = serde_json::from_str(json).unwrap();
+        let digest = crate::digest::sha256_digest(b"d");
+        let json = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"m","digest":"{digest}","size":1,"urls":["u"]}},"layers":[],"subject":{{"x":1}}}}"#
+        );
+        let m: ImageManifest = serde_json::from_str(&json).unwrap();
         let back = serde_json::to_value(&m).unwrap();
         assert_eq!(back["config"]["urls"][0], "u");
         assert_eq!(back["subject"]["x"], 1);

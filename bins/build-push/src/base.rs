@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::digest::sha256_digest;
+use modelcar_shared::digest::Digest;
 use modelcar_shared::oci::{self, Descriptor, ImageIndex, ImageManifest, Platform};
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient, RegistryError};
 
@@ -44,7 +45,7 @@ pub struct BaseImage {
 pub struct BaseSource {
     pub reference: Reference,
     /// The digest of the platform manifest actually used.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     pub client: RegistryClient,
 }
 

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
+use modelcar_shared::digest::Digest;
 use modelcar_shared::state_file;
 
 use crate::plan::{EntryKind, LayerPlan};
@@ -19,7 +20,8 @@ const LAYOUT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedLayer {
-    pub digest: String,
+    /// Checked when the cache is read: the file is on the shared volume.
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -103,7 +105,7 @@ pub fn layer_key(plan: &LayerPlan, mtime: u64) -> String {
         };
         hasher.update(line);
     }
-    modelcar_shared::digest::format_digest(&hasher.finalize())
+    modelcar_shared::digest::format_digest(&hasher.finalize()).to_string()
 }
 
 #[cfg(test)]
@@ -133,7 +135,7 @@ mod tests {
         a.record(
             "k1",
             CachedLayer {
-                digest: "sha256:1".into(),
+                digest: modelcar_shared::digest::sha256_digest(b"1"),
                 size: 1,
             },
         )
@@ -141,7 +143,7 @@ mod tests {
         b.record(
             "k2",
             CachedLayer {
-                digest: "sha256:2".into(),
+                digest: modelcar_shared::digest::sha256_digest(b"2"),
                 size: 2,
             },
         )

@@ -37,7 +37,7 @@ pub fn config_json(
     rootfs.insert("type".into(), "layers".into());
     let diff_ids = array_at(rootfs, "diff_ids");
     let base_layer_count = diff_ids.len();
-    diff_ids.extend(layers.iter().map(|l| Value::from(l.digest.clone())));
+    diff_ids.extend(layers.iter().map(|l| Value::from(l.digest.to_string())));
     // History must line up with the layers; add ours only where the base's does (or is empty).
     let history = array_at(&mut base, "history");
     let base_history_layers = history
@@ -105,7 +105,8 @@ mod tests {
             "history": [{"created_by": "base"}, {"created_by": "env", "empty_layer": true}],
             "future_field": 1
         });
-        let mut layer = Descriptor::new("t", "sha256:model".into(), 10);
+        let model = modelcar_shared::digest::sha256_digest(b"model");
+        let mut layer = Descriptor::new("t", model.clone(), 10);
         layer
             .annotations
             .insert(ANNOTATION_TITLE.into(), "/models".into());
@@ -119,7 +120,7 @@ mod tests {
         let c: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(
             c["rootfs"]["diff_ids"],
-            json!(["sha256:base", "sha256:model"])
+            json!(["sha256:base", model.to_string()])
         );
         assert_eq!(c["config"]["User"], "1001");
         assert_eq!(c["config"]["Env"][0], "PATH=/bin");

@@ -44,7 +44,7 @@ pub fn image_info(opts: &Options, hf: Option<&HubRevision>, base: &BaseImage) ->
         );
         annotations.insert(
             "org.opencontainers.image.base.digest".into(),
-            source.manifest_digest.clone(),
+            source.manifest_digest.to_string(),
         );
     }
     annotations.extend(opts.annotations.clone());

@@ -133,7 +133,7 @@ pub async fn push_modelpack(
             .await?;
         refs.push(spec.with_tag(&tag).display());
     }
-    Ok((refs, pack.manifest_desc.digest))
+    Ok((refs, pack.manifest_desc.digest.to_string()))
 }
 
 /// Sends a few bytes (a config) to every destination that lacks them; their descriptor.

@@ -121,7 +121,7 @@ impl PushReport {
         let digest = &image.manifest.digest;
         Self {
             image: specs[0].display(),
-            digest: digest.clone(),
+            digest: digest.to_string(),
             size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
             layers: layer_reports(outcome.layers, &sent[0]),
             bytes_sent: bytes_sent(&sent[0]),
@@ -131,7 +131,7 @@ impl PushReport {
                 .enumerate()
                 .map(|(i, (spec, d))| DestinationReport {
                     image: spec.display(),
-                    digest: digest.clone(),
+                    digest: digest.to_string(),
                     bytes_sent: bytes_sent(d),
                     modelpack: modelpack.as_ref().map(|(refs, _)| refs[i].clone()),
                 })
@@ -170,7 +170,7 @@ fn layer_reports(layers: &[ModelLayer], sent: &DestLayers) -> Vec<LayerReport> {
         .map(|(o, l)| (o, Some(l.plan.title.clone())));
     base.chain(model)
         .map(|(o, title)| LayerReport {
-            digest: o.digest.clone(),
+            digest: o.digest.to_string(),
             size: o.size,
             title,
             sent: o.uploaded,

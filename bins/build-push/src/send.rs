@@ -96,7 +96,7 @@ async fn send_base_layer(
     send_blob(dests, blob, how)
         .await
         .map_err(|source| BuildError::BaseLayer {
-            digest: descriptor.digest.clone(),
+            digest: descriptor.digest.to_string(),
             source,
         })
 }
@@ -111,7 +111,7 @@ async fn send_model_layer(
         .cache
         .get(&layer.cache_key)
         .filter(|c| c.size == layer.stream.size);
-    let known = cached.as_ref().map(|c| c.digest.as_str());
+    let known = cached.as_ref().map(|c| &c.digest);
     let producer = TarProducer {
         stream: &layer.stream,
         key: &layer.cache_key,
@@ -130,7 +130,7 @@ async fn send_model_layer(
         })?;
     let first = &outcomes[0];
     let read = outcomes.iter().find(|o| o.uploaded);
-    if let (Some(known), Some(read)) = (known, read.filter(|r| Some(r.digest.as_str()) != known)) {
+    if let (Some(known), Some(read)) = (known, read.filter(|r| Some(&r.digest) != known)) {
         tracing::warn!(
             "a cached digest was stale ({known}, now {}): the file changed without a change of size, mtime or inode",
             read.digest

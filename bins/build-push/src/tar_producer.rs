@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use modelcar_shared::causes::ErrorCauses;
+use modelcar_shared::digest::Digest;
 use modelcar_shared::hub::RepoEntry;
 use modelcar_shared::progress::Progress;
 use modelcar_shared::transfer::chunks::{ChunkWriter, PIECE};
@@ -22,7 +23,7 @@ async fn produce_tar(
     hub: Option<&HubSource>,
     mut writer: ChunkWriter,
     progress: &Progress,
-) -> Result<String, SourceError> {
+) -> Result<Digest, SourceError> {
     let mut segment_start = 0;
     for segment in &stream.segments {
         let segment_end = segment_start + segment.size();
@@ -113,7 +114,7 @@ impl Producer for TarProducer<'_> {
         &self,
         writer: ChunkWriter,
         progress: &Progress,
-    ) -> Result<String, TransferError> {
+    ) -> Result<Digest, TransferError> {
         Ok(produce_tar(self.stream, self.hub, writer, progress).await?)
     }
 }

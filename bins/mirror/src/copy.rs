@@ -113,7 +113,7 @@ async fn copy_blobs(
                         .await
                         .map_err(|e| MirrorError::Blob {
                             image: names.to_string(),
-                            digest: descriptor.digest.clone(),
+                            digest: descriptor.digest.to_string(),
                             source: Box::new(e),
                         })?;
                 log_blob(&outcomes, &descriptor.digest, descriptor.size);
@@ -161,7 +161,7 @@ async fn put_manifests(
     if !stored.is_empty() && stored != source.top.digest {
         return Err(MirrorError::DigestChanged {
             image,
-            expected: source.top.digest.clone(),
+            expected: source.top.digest.to_string(),
             actual: stored,
         });
     }
@@ -172,7 +172,7 @@ async fn put_manifests(
             None => format!("{}@{}", dest.name(), source.top.digest),
         },
         name: dest.name(),
-        digest: source.top.digest.clone(),
+        digest: source.top.digest.to_string(),
         blobs: blobs.len(),
         blobs_copied: copied.len(),
         bytes_copied: copied.iter().map(|o| o.size).sum(),

@@ -66,7 +66,7 @@ pub async fn run(opts: Options) -> Result<MirrorReport, MirrorError> {
     }
     Ok(MirrorReport {
         source: opts.source.to_string(),
-        digest: source.top.digest.clone(),
+        digest: source.top.digest.to_string(),
         destinations,
         seconds: started.elapsed().as_secs_f64(),
     })

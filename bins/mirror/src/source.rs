@@ -38,7 +38,7 @@ pub async fn resolve(
         if &top.digest != expected {
             return Err(MirrorError::ManifestDigest {
                 image: reference.to_string(),
-                actual: top.digest,
+                actual: top.digest.to_string(),
             });
         }
     }

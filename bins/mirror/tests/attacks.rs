@@ -17,7 +17,7 @@ const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 fn digest(bytes: &[u8]) -> String {
-    modelcar_shared::digest::sha256_digest(bytes)
+    modelcar_shared::digest::sha256_digest(bytes).to_string()
 }
 
 /// A source registry whose answers `answer` gives, by request path (after `/v2/src/m/`).

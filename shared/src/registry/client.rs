@@ -63,7 +63,7 @@ impl Default for ConnectOptions {
 pub struct RawManifest {
     pub media_type: String,
     pub bytes: Bytes,
-    pub digest: String,
+    pub digest: crate::digest::Digest,
 }
 
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
-use crate::digest::format_digest;
+use crate::digest::{self, format_digest};
 
 /// The hash of the first `offset` bytes of a blob (or only their count, when not hashing).
 #[derive(Clone)]
@@ -57,7 +57,7 @@ impl Checkpoint {
     }
 
     /// `sha256:<hex>` of the bytes so far; `None` when they were not hashed.
-    pub fn digest(self) -> Option<String> {
+    pub fn digest(self) -> Option<digest::Digest> {
         self.hasher.map(|h| format_digest(&h.finalize()))
     }
 

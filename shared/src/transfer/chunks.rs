@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::checkpoint::Checkpoint;
 use super::error::SourceError;
 use super::resume_points::{ResumePoints, MARK_EVERY};
+use crate::digest::Digest;
 use crate::progress::Progress;
 
 /// Largest piece handed to a request body at once.
@@ -168,7 +169,7 @@ impl ChunkWriter {
 
     /// The digest of everything written (every output hashed the same bytes); `None` when
     /// the outputs only counted them.
-    pub fn finish(self) -> Option<String> {
+    pub fn finish(self) -> Option<Digest> {
         let mut digests = self.outputs.into_iter().map(|o| o.hashed.digest());
         let first = digests.next().flatten();
         debug_assert!(

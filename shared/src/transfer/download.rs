@@ -4,6 +4,7 @@ use futures_util::StreamExt;
 
 use super::chunks::ChunkWriter;
 use super::error::SourceError;
+use crate::digest::Digest;
 use crate::progress::Progress;
 
 /// Streams a blob download whose body starts at byte `body_start` of the blob into `writer`,
@@ -15,10 +16,10 @@ pub async fn produce_download(
     response: reqwest::Response,
     body_start: u64,
     registry: &str,
-    (expected, size): (&str, u64),
+    (expected, size): (&Digest, u64),
     mut writer: ChunkWriter,
     progress: &Progress,
-) -> Result<String, SourceError> {
+) -> Result<Digest, SourceError> {
     let mut skip = writer.position().saturating_sub(body_start);
     let mut body = response.bytes_stream();
     while let Some(piece) = body.next().await {
@@ -32,7 +33,7 @@ pub async fn produce_download(
                 if writer.position() + bytes.len() as u64 > size {
                     let error = SourceError::TooLong {
                         registry: registry.into(),
-                        digest: expected.into(),
+                        digest: expected.to_string(),
                         size,
                     };
                     writer.fail(std::io::Error::other(error.to_string())).await;
@@ -43,7 +44,7 @@ pub async fn produce_download(
             Err(source) => {
                 writer.fail(std::io::Error::other(source.to_string())).await;
                 return Err(SourceError::Download {
-                    digest: expected.into(),
+                    digest: expected.to_string(),
                     source,
                 });
             }
@@ -51,13 +52,13 @@ pub async fn produce_download(
     }
     // Not hashed here: the destination checks the bytes against `expected` on commit.
     let Some(actual) = writer.finish() else {
-        return Ok(expected.into());
+        return Ok(expected.clone());
     };
-    if actual != expected {
+    if actual != *expected {
         return Err(SourceError::DigestMismatch {
             registry: registry.into(),
-            expected: expected.into(),
-            actual,
+            expected: expected.to_string(),
+            actual: actual.to_string(),
         });
     }
     Ok(actual)

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::chunks::ChunkWriter;
 use super::error::{SourceError, TransferError};
+use crate::digest::Digest;
 use crate::progress::Progress;
 
 /// Where a blob's bytes come from: it fills a chunk stream, starting at the writer's
@@ -35,7 +36,7 @@ pub trait Producer {
         &self,
         writer: ChunkWriter,
         progress: &Progress,
-    ) -> impl Future<Output = Result<String, TransferError>>;
+    ) -> impl Future<Output = Result<Digest, TransferError>>;
 }
 
 /// Who checks a copied blob against its digest.
@@ -53,7 +54,7 @@ pub enum DigestCheck {
 /// What became of one blob at one destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobOutcome {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     /// Whether its bytes were uploaded (false: already there, or mounted).
     pub uploaded: bool,
@@ -61,17 +62,17 @@ pub struct BlobOutcome {
 
 impl BlobOutcome {
     /// A blob the destination had, or took by mount, without a byte sent.
-    pub fn present(digest: &str, size: u64) -> Self {
+    pub fn present(digest: &Digest, size: u64) -> Self {
         Self {
-            digest: digest.into(),
+            digest: digest.clone(),
             size,
             uploaded: false,
         }
     }
 
-    pub fn uploaded(digest: &str, size: u64) -> Self {
+    pub fn uploaded(digest: &Digest, size: u64) -> Self {
         Self {
-            digest: digest.into(),
+            digest: digest.clone(),
             size,
             uploaded: true,
         }
@@ -80,7 +81,7 @@ impl BlobOutcome {
 
 /// A few bytes already in memory (a config), under their digest.
 pub struct InMemoryBlob {
-    pub digest: String,
+    pub digest: Digest,
     pub bytes: Bytes,
 }
 
@@ -90,7 +91,7 @@ impl Producer for InMemoryBlob {
     }
 
     fn id(&self) -> String {
-        self.digest.clone()
+        self.digest.to_string()
     }
 
     fn in_memory(&self) -> Option<&Bytes> {
@@ -101,7 +102,7 @@ impl Producer for InMemoryBlob {
         &self,
         mut writer: ChunkWriter,
         _progress: &Progress,
-    ) -> Result<String, TransferError> {
+    ) -> Result<Digest, TransferError> {
         let rest = self.bytes.slice(writer.position() as usize..);
         writer
             .write(rest)

@@ -5,6 +5,7 @@ use super::chunks::ChunkWriter;
 use super::download::produce_download;
 use super::error::{DestError, SourceError, TransferError};
 use super::producer::{DigestCheck, Producer};
+use crate::digest::Digest;
 use crate::oci::Descriptor;
 use crate::progress::Progress;
 use crate::registry::{RegistryClient, RegistryError};
@@ -21,7 +22,7 @@ impl Producer for RemoteBlob<'_> {
     }
 
     fn id(&self) -> String {
-        self.descriptor.digest.clone()
+        self.descriptor.digest.to_string()
     }
 
     fn checked_by_destination(&self) -> bool {
@@ -36,7 +37,7 @@ impl Producer for RemoteBlob<'_> {
                 ..
             })) => SourceError::DigestRefused {
                 registry: self.client.reference().registry.clone(),
-                digest: self.descriptor.digest.clone(),
+                digest: self.descriptor.digest.to_string(),
                 destination: registry,
             }
             .into(),
@@ -48,7 +49,7 @@ impl Producer for RemoteBlob<'_> {
         &self,
         writer: ChunkWriter,
         progress: &Progress,
-    ) -> Result<String, TransferError> {
+    ) -> Result<Digest, TransferError> {
         let digest = &self.descriptor.digest;
         let (response, body_start) = self
             .client
@@ -56,7 +57,7 @@ impl Producer for RemoteBlob<'_> {
             .await
             .map_err(DestError::from)?;
         let registry = &self.client.reference().registry;
-        let expected = (digest.as_str(), self.descriptor.size);
+        let expected = (digest, self.descriptor.size);
         Ok(produce_download(response, body_start, registry, expected, writer, progress).await?)
     }
 }

@@ -9,6 +9,7 @@ use super::method::UploadMethod;
 use super::producer::{BlobOutcome, Producer};
 use super::stream::stream_blob_to_all;
 use super::uploads::UploadLog;
+use crate::digest::Digest;
 use crate::progress::Progress;
 use crate::registry::Reference;
 
@@ -17,7 +18,7 @@ pub struct Blob<'a, P> {
     pub producer: &'a P,
     /// Its digest, when known beforehand (a copy, a cached layer, a config): a destination
     /// that holds it is skipped. Without it every destination receives the bytes.
-    pub digest: Option<&'a str>,
+    pub digest: Option<&'a Digest>,
     /// The repository the blob is in, if any: a destination on that registry mounts it.
     pub mount_from: Option<&'a Reference>,
 }

@@ -17,6 +17,7 @@ use super::producer::{BlobOutcome, Producer};
 use super::resume_points::ResumePoints;
 use super::uploads::UploadLog;
 use crate::causes::ErrorCauses;
+use crate::digest::Digest;
 use crate::progress::Progress;
 use crate::registry::RegistryError;
 
@@ -53,7 +54,7 @@ pub async fn stream_blob_to_all<P: Producer>(
         let mut failed = Vec::new();
         for ((index, lane), failure) in lanes.drain(..).zip(failures) {
             match failure {
-                None => sent[index] = Some(sent_blob(digest.as_deref(), size)),
+                None => sent[index] = Some(sent_blob(digest.as_ref(), size)),
                 Some(failure) => failed.push((index, lane, failure)),
             }
         }
@@ -67,7 +68,7 @@ pub async fn stream_blob_to_all<P: Producer>(
         tokio::time::sleep(pause).await;
         for (index, mut lane, failure) in failed {
             match recover(&mut lane, failure, digest.as_deref(), progress).await? {
-                true => sent[index] = Some(sent_blob(digest.as_deref(), size)),
+                true => sent[index] = Some(sent_blob(digest.as_ref(), size)),
                 false => lanes.push((index, lane)),
             }
         }
@@ -75,7 +76,7 @@ pub async fn stream_blob_to_all<P: Producer>(
     Ok(sent.into_iter().flatten().collect())
 }
 
-fn sent_blob(digest: Option<&str>, size: u64) -> BlobOutcome {
+fn sent_blob(digest: Option<&Digest>, size: u64) -> BlobOutcome {
     BlobOutcome::uploaded(digest.expect("a blob that arrived was produced"), size)
 }
 
@@ -150,7 +151,7 @@ async fn attempt<P: Producer>(
     lanes: &mut [(usize, Lane<'_>)],
     producer: &P,
     progress: &Progress,
-) -> Result<(Option<String>, Vec<Option<Failure>>), TransferError> {
+) -> Result<(Option<Digest>, Vec<Option<Failure>>), TransferError> {
     let chunk = lanes
         .iter()
         .map(|(_, l)| l.chunk_size())
