@@ -44,7 +44,6 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
     let progress = layers_progress(&opts, &base, &layers);
     let _reporter = progress.spawn_reporter(opts.progress_every);
     let how = Sending {
-        method: opts.upload_method,
         uploads: &opts.uploads,
         progress: &progress,
     };
@@ -109,7 +108,7 @@ fn open_destinations(opts: &Options, base: &BaseImage) -> Result<Vec<Destination
     let opened = opts
         .dests
         .iter()
-        .map(|d| Destination::open(d, &mount_from, &opts.connect))
+        .map(|d| Destination::open(d, &mount_from, &opts.connect, opts.upload_method))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(opened)
 }

@@ -43,7 +43,7 @@ pub async fn copy_to_all(
 ) -> Result<Vec<DestReport>, MirrorError> {
     let targets = dests
         .iter()
-        .map(|d| open(source, d, settings.connect))
+        .map(|d| open(source, d, settings))
         .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = dests.iter().map(Reference::to_string).collect();
     let blob_outcomes = copy_blobs(source, &targets, &names.join(", "), settings).await?;
@@ -58,7 +58,7 @@ pub async fn copy_to_all(
 fn open<'a>(
     source: &SourceImage,
     dest: &'a Reference,
-    connect: &ConnectOptions,
+    settings: &CopySettings<'_>,
 ) -> Result<Target<'a>, MirrorError> {
     let same_registry = source.reference.api_host() == dest.api_host();
     let mount_from = if same_registry {
@@ -66,14 +66,15 @@ fn open<'a>(
     } else {
         Vec::new()
     };
-    let client =
-        RegistryClient::for_push(dest, &mount_from, connect).map_err(|e| MirrorError::Dest {
+    let client = RegistryClient::for_push(dest, &mount_from, settings.connect).map_err(|e| {
+        MirrorError::Dest {
             image: dest.to_string(),
             source: e,
-        })?;
+        }
+    })?;
     Ok(Target {
         reference: dest,
-        dest: Destination::Registry(client.clone()),
+        dest: Destination::registry(client.clone(), settings.upload_method),
         client,
     })
 }
@@ -90,7 +91,6 @@ async fn copy_blobs(
     let progress = Progress::new(format!("copying to {names}"), total * dests.len() as u64);
     let _reporter = progress.spawn_reporter(settings.progress_every);
     let how = Sending {
-        method: settings.upload_method,
         uploads: settings.uploads,
         progress: &progress,
     };

@@ -2,7 +2,6 @@
 //! need, with authentication, retries of transient failures, and errors that name the registry.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,10 +78,6 @@ pub(super) struct Inner {
     pub(super) repo_url: Url,
     pub(super) auth: Auth,
     retries: u32,
-    /// Set once the registry refused a request carrying a `Content-Range` at the very offset
-    /// it said it held (GHCR caps such requests at 4 MiB, ECR's offsets go stale): from then on
-    /// this run sends each blob in one request from byte 0, which every registry takes.
-    refuses_ranges: AtomicBool,
 }
 
 impl RegistryClient {
@@ -138,7 +133,6 @@ impl RegistryClient {
                 repo_url,
                 auth,
                 retries: opts.retries,
-                refuses_ranges: AtomicBool::new(false),
             }),
         })
     }
@@ -160,21 +154,6 @@ impl RegistryClient {
 
     pub(super) fn inner(&self) -> &Inner {
         &self.inner
-    }
-
-    /// Whether the registry was seen refusing a ranged request at an offset it agreed on.
-    pub fn refuses_ranges(&self) -> bool {
-        self.inner.refuses_ranges.load(Ordering::Relaxed)
-    }
-
-    pub fn note_refuses_ranges(&self) {
-        if !self.inner.refuses_ranges.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                registry = %self.registry(),
-                "the registry refuses upload requests that go on from an offset: this run sends \
-                 every blob in one request from byte 0"
-            );
-        }
     }
 
     pub(super) fn registry(&self) -> &str {

@@ -11,12 +11,13 @@ use crate::registry::{ConnectOptions, Reference, RegistryClient, UploadSession};
 
 use super::chunks::{body_of, Chunk};
 use super::error::DestError;
-use super::method::UploadMethod;
+use super::method::{UploadMethod, UploadPlan};
 use super::oci_layout::OciLayout;
 use super::uploads::UploadKey;
 
 pub enum Destination {
-    Registry(RegistryClient),
+    /// A registry repository, and how blobs are uploaded to it this run.
+    Registry(RegistryClient, UploadPlan),
     Layout(OciLayout),
 }
 
@@ -66,24 +67,31 @@ impl Destination {
         spec: &DestSpec,
         mount_from: &[String],
         connect: &ConnectOptions,
+        method: UploadMethod,
     ) -> Result<Self, DestError> {
         match spec {
-            DestSpec::Registry(reference) => Ok(Self::Registry(RegistryClient::for_push(
-                reference, mount_from, connect,
-            )?)),
+            DestSpec::Registry(reference) => Ok(Self::registry(
+                RegistryClient::for_push(reference, mount_from, connect)?,
+                method,
+            )),
             DestSpec::Layout { dir, .. } => Ok(Self::Layout(OciLayout::create(dir)?)),
         }
+    }
+
+    /// A registry destination whose uploads start with `method`.
+    pub fn registry(client: RegistryClient, method: UploadMethod) -> Self {
+        Self::Registry(client, UploadPlan::new(method))
     }
 
     /// Whether the destination hashes what it receives and refuses a blob whose digest is not
     /// the one it is committed under (a registry does; a layout on disk takes ours).
     pub fn checks_digests(&self) -> bool {
-        matches!(self, Self::Registry(_))
+        matches!(self, Self::Registry(..))
     }
 
     pub async fn has_blob(&self, digest: &str) -> Result<bool, DestError> {
         match self {
-            Self::Registry(client) => Ok(client.blob_size(digest).await?.is_some()),
+            Self::Registry(client, _) => Ok(client.blob_size(digest).await?.is_some()),
             Self::Layout(layout) => Ok(layout.blob_path(digest).is_file()),
         }
     }
@@ -91,7 +99,7 @@ impl Destination {
     /// Opens a place for a new blob: an upload session, or a temp file beside the blobs.
     pub async fn start(&self) -> Result<Pending, DestError> {
         match self {
-            Self::Registry(client) => Ok(Pending::Upload(client.start_upload().await?)),
+            Self::Registry(client, _) => Ok(Pending::Upload(client.start_upload().await?)),
             Self::Layout(layout) => layout.start_file().map(Pending::File),
         }
     }
@@ -100,7 +108,7 @@ impl Destination {
     /// partial files are not kept.
     pub fn upload_key(&self, blob: &str) -> Option<UploadKey> {
         match self {
-            Self::Registry(client) => Some(UploadKey {
+            Self::Registry(client, _) => Some(UploadKey {
                 registry: client.reference().registry.clone(),
                 repository: client.reference().repository.clone(),
                 blob: blob.into(),
@@ -113,7 +121,7 @@ impl Destination {
     /// registry's own origin (the log is group-writable: a planted record must not send a
     /// credential, or a byte, anywhere else).
     pub fn reopen(&self, location: &str) -> Option<Pending> {
-        let Self::Registry(client) = self else {
+        let Self::Registry(client, _) = self else {
             return None;
         };
         let url: reqwest::Url = location.parse().ok()?;
@@ -139,7 +147,7 @@ impl Destination {
         moved: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DestError> {
         match (self, pending) {
-            (Self::Registry(client), Pending::Upload(session)) => {
+            (Self::Registry(client, _), Pending::Upload(session)) => {
                 while let Some(chunk) = chunks.recv().await {
                     let (len, ranged) = (chunk.len, chunked || chunk.offset > 0);
                     client
@@ -154,19 +162,20 @@ impl Destination {
         }
     }
 
-    /// The upload method for this destination: `requested`, unless the registry was seen
-    /// refusing ranged requests, which one request per blob avoids.
-    pub fn method(&self, requested: UploadMethod) -> UploadMethod {
+    /// The method the next upload starts with (a layout on disk takes no requests: it is
+    /// written as one stream).
+    pub fn method(&self) -> UploadMethod {
         match self {
-            Self::Registry(client) if client.refuses_ranges() => UploadMethod::Streamed,
-            _ => requested,
+            Self::Registry(_, plan) => plan.method(),
+            Self::Layout(_) => UploadMethod::Streamed,
         }
     }
 
-    /// Remembers that the registry refuses ranged requests, for the rest of the run.
-    pub fn note_refuses_ranges(&self) {
-        if let Self::Registry(client) = self {
-            client.note_refuses_ranges();
+    /// The registry refused ranged requests: one request per blob from now on.
+    pub fn refuses_ranges(&self) -> UploadMethod {
+        match self {
+            Self::Registry(client, plan) => plan.refuses_ranges(&client.reference().registry),
+            Self::Layout(_) => UploadMethod::Streamed,
         }
     }
 
@@ -175,7 +184,7 @@ impl Destination {
     /// is simply rewritten).
     pub async fn resume_offset(&self, pending: &mut Pending) -> Result<Option<u64>, DestError> {
         match (self, pending) {
-            (Self::Registry(client), Pending::Upload(session)) => {
+            (Self::Registry(client, _), Pending::Upload(session)) => {
                 Ok(client.upload_offset(session).await?)
             }
             _ => Ok(None),
@@ -186,7 +195,7 @@ impl Destination {
     /// registry commit leaves `pending` as it was, to ask the registry about it.
     pub async fn commit(&self, pending: &mut Pending, digest: &str) -> Result<(), DestError> {
         match (self, pending) {
-            (Self::Registry(client), Pending::Upload(session)) => {
+            (Self::Registry(client, _), Pending::Upload(session)) => {
                 Ok(client.finish_upload(session, digest).await?)
             }
             (Self::Layout(layout), pending @ Pending::File(_)) => {
@@ -202,7 +211,7 @@ impl Destination {
     /// Takes a blob linked from `from` (another repository of the same registry) without
     /// its bytes; `false` where that cannot be done, and it must be sent.
     pub async fn mount(&self, digest: &str, from: &Reference) -> Result<bool, DestError> {
-        let Self::Registry(client) = self else {
+        let Self::Registry(client, _) = self else {
             return Ok(false);
         };
         if !client.same_registry(from) {
@@ -219,7 +228,7 @@ impl Destination {
     /// Stores a few bytes under `digest` in one request.
     pub async fn put_bytes(&self, digest: &str, bytes: Bytes) -> Result<(), DestError> {
         match self {
-            Self::Registry(client) => Ok(client.upload_bytes(bytes, digest).await?),
+            Self::Registry(client, _) => Ok(client.upload_bytes(bytes, digest).await?),
             Self::Layout(layout) => layout.write_file(&layout.blob_path(digest), &bytes),
         }
     }
@@ -232,7 +241,7 @@ impl Destination {
         bytes: Bytes,
     ) -> Result<(), DestError> {
         match self {
-            Self::Registry(client) => {
+            Self::Registry(client, _) => {
                 client
                     .put_manifest(tag, &manifest.media_type, bytes)
                     .await?;

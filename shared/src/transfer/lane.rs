@@ -79,12 +79,8 @@ pub struct Lane<'a> {
 impl<'a> Lane<'a> {
     /// The first attempt: an upload an earlier run left, if the registry still has it and it
     /// holds something, else a new one.
-    pub async fn open(
-        dest: &'a Destination,
-        points: ResumePoints,
-        method: UploadMethod,
-    ) -> Result<Self, DestError> {
-        let method = dest.method(method);
+    pub async fn open(dest: &'a Destination, points: ResumePoints) -> Result<Self, DestError> {
+        let method = dest.method();
         let reopened = points
             .earlier_upload()
             .and_then(|location| Some((dest.reopen(&location)?, location)));
@@ -223,8 +219,24 @@ impl<'a> Lane<'a> {
         }
         match error_of(&error) {
             Some(RegistryError::RangeRefused { .. }) => self.after_refused_range(error).await?,
+            // Google Artifact Registry answers any ranged or second PATCH so: one request per
+            // blob is the method it takes.
+            Some(e) if e.has_code("UNSUPPORTED") && self.method.is_chunked() => {
+                self.method = self.dest.refuses_ranges();
+                self.fresh(error, "the registry takes no chunked uploads")
+                    .await?;
+            }
             // Asking again could reach another node that says otherwise (Artifactory HA):
             // a new upload is the one answer that holds.
+            // A chunked upload lost again after a fresh start: the chunks reach nodes that do
+            // not share uploads (Artifactory HA behind a load balancer); one request cannot.
+            Some(RegistryError::UploadUnknown { .. })
+                if self.method.is_chunked() && self.fresh_starts > 0 =>
+            {
+                self.method = self.dest.refuses_ranges();
+                self.fresh(error, "the registry loses chunked uploads between requests")
+                    .await?;
+            }
             Some(RegistryError::UploadUnknown { .. }) => {
                 self.fresh(error, "the registry no longer knows this upload")
                     .await?;
@@ -283,8 +295,7 @@ impl<'a> Lane<'a> {
                 .await
             }
             Held::Bytes(_) => {
-                self.dest.note_refuses_ranges();
-                self.method = UploadMethod::Streamed;
+                self.method = self.dest.refuses_ranges();
                 self.fresh(error, "the registry refuses to go on from an offset")
                     .await
             }

@@ -1,4 +1,7 @@
-//! How a blob's bytes go to a registry: one streamed request, or a series of chunks.
+//! How a blob's bytes go to a registry: one streamed request, or a series of chunks, and the
+//! fall-back from chunks to one request that a registry refusing ranged requests earns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The upload method. [`UploadMethod::Streamed`] is the default because it is what every
 /// registry takes: docker, containerd and skopeo push that way, while chunks meet limits
@@ -36,6 +39,48 @@ impl UploadMethod {
     }
 }
 
+/// The upload method of one destination for a whole run: the one asked for, until the
+/// registry refuses a request carrying a `Content-Range` at the very offset it said it held
+/// (GHCR caps such requests at 4 MiB, ECR's offsets go stale); from then on each blob goes in
+/// one request from byte 0, which every registry takes. The registry client only speaks the
+/// protocol: this choice is the transfer's.
+#[derive(Debug)]
+pub struct UploadPlan {
+    requested: UploadMethod,
+    single_request_only: AtomicBool,
+}
+
+impl UploadPlan {
+    pub fn new(requested: UploadMethod) -> Self {
+        Self {
+            requested,
+            single_request_only: AtomicBool::new(false),
+        }
+    }
+
+    /// The method the next blob's upload starts with.
+    pub fn method(&self) -> UploadMethod {
+        if self.single_request_only.load(Ordering::Relaxed) {
+            UploadMethod::Streamed
+        } else {
+            self.requested
+        }
+    }
+
+    /// Falls back to one request per blob for the rest of the run (said once, naming
+    /// `registry`); returns the method to go on with.
+    pub fn refuses_ranges(&self, registry: &str) -> UploadMethod {
+        if !self.single_request_only.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                registry,
+                "the registry refuses upload requests that go on from an offset: this run sends \
+                 every blob in one request from byte 0"
+            );
+        }
+        UploadMethod::Streamed
+    }
+}
+
 /// What one upload request carries. Ordered so that the smallest of several destinations'
 /// sizes is the one a shared stream is cut to: any byte count is smaller than a whole blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,7 +111,16 @@ impl ChunkSize {
 
 #[cfg(test)]
 mod tests {
-    use super::ChunkSize;
+    use super::{ChunkSize, UploadMethod, UploadPlan};
+
+    #[test]
+    fn a_plan_keeps_its_method_until_the_registry_refuses_ranges_then_sends_whole_blobs() {
+        let plan = UploadPlan::new(UploadMethod::Chunked(5 << 20));
+        assert_eq!(plan.method(), UploadMethod::Chunked(5 << 20));
+        assert_eq!(plan.refuses_ranges("ghcr.io"), UploadMethod::Streamed);
+        assert_eq!(plan.method(), UploadMethod::Streamed);
+        assert_eq!(plan.refuses_ranges("ghcr.io"), UploadMethod::Streamed);
+    }
 
     #[test]
     fn the_smallest_chunk_size_of_several_is_a_byte_count_if_any() {

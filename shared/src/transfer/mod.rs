@@ -23,7 +23,7 @@ pub use dest_spec::DestSpec;
 pub use destination::Destination;
 pub use download::produce_download;
 pub use error::{DestError, SourceError, TransferError};
-pub use method::UploadMethod;
+pub use method::{UploadMethod, UploadPlan};
 pub use oci_layout::OciLayout;
 pub use producer::{BlobOutcome, DigestCheck, InMemoryBlob, Producer};
 pub use remote_blob::RemoteBlob;

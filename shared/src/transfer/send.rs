@@ -5,7 +5,6 @@
 
 use super::destination::Destination;
 use super::error::TransferError;
-use super::method::UploadMethod;
 use super::producer::{BlobOutcome, Producer};
 use super::stream::stream_blob_to_all;
 use super::uploads::UploadLog;
@@ -23,10 +22,10 @@ pub struct Blob<'a, P> {
     pub mount_from: Option<&'a Reference>,
 }
 
-/// How the bytes go: the upload method, the log that makes uploads resumable, the progress.
+/// How the bytes go: the log that makes uploads resumable, and the progress. (The upload
+/// method is each destination's own: see `UploadPlan`.)
 #[derive(Clone, Copy)]
 pub struct Sending<'a> {
-    pub method: UploadMethod,
     pub uploads: &'a UploadLog,
     pub progress: &'a Progress,
 }
@@ -67,15 +66,9 @@ pub async fn send_blob<P: Producer>(
             }
             vec![BlobOutcome::uploaded(digest, size); lacking.len()]
         }
-        _ => stream_blob_to_all(
-            &lacking,
-            blob.producer,
-            how.method,
-            how.uploads,
-            how.progress,
-        )
-        .await
-        .map_err(|e| blob.producer.blame(e))?,
+        _ => stream_blob_to_all(&lacking, blob.producer, how.uploads, how.progress)
+            .await
+            .map_err(|e| blob.producer.blame(e))?,
     };
     let mut sent = sent.into_iter();
     for outcome in outcomes.iter_mut().filter(|o| o.is_none()) {

@@ -12,7 +12,7 @@ use super::chunks::ChunkWriter;
 use super::destination::Destination;
 use super::error::{DestError, SourceError, TransferError};
 use super::lane::{Failure, Lane};
-use super::method::{ChunkSize, UploadMethod};
+use super::method::ChunkSize;
 use super::producer::{BlobOutcome, Producer};
 use super::resume_points::ResumePoints;
 use super::uploads::UploadLog;
@@ -31,7 +31,6 @@ const ALL_ATTEMPTS: u32 = 16;
 pub async fn stream_blob_to_all<P: Producer>(
     dests: &[&Destination],
     producer: &P,
-    method: UploadMethod,
     uploads: &UploadLog,
     progress: &Progress,
 ) -> Result<Vec<BlobOutcome>, TransferError> {
@@ -40,7 +39,7 @@ pub async fn stream_blob_to_all<P: Producer>(
     let mut lanes = Vec::with_capacity(dests.len());
     for (index, dest) in dests.iter().enumerate() {
         let points = ResumePoints::new(uploads, dest.upload_key(&id), size, hashing);
-        let lane = Lane::open(dest, points, method).await?;
+        let lane = Lane::open(dest, points).await?;
         progress.adjust_total(-(lane.start.send_from as i64));
         lanes.push((index, lane));
     }
