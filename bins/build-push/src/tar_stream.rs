@@ -87,14 +87,7 @@ pub fn tar_stream(plan: &LayerPlan, mtime: u64) -> io::Result<TarStream> {
                     size: *size,
                     identity: (identity.device, identity.inode),
                 };
-                append_file(
-                    &mut headers,
-                    &mut segments,
-                    &mut header,
-                    entry,
-                    *size,
-                    content,
-                )?;
+                append_file(&mut headers, &mut segments, &mut header, entry, content)?;
             }
             EntryKind::HubFile {
                 repo_path,
@@ -109,14 +102,7 @@ pub fn tar_stream(plan: &LayerPlan, mtime: u64) -> io::Result<TarStream> {
                     lfs_sha256: lfs_sha256.clone(),
                     oid: oid.clone(),
                 };
-                append_file(
-                    &mut headers,
-                    &mut segments,
-                    &mut header,
-                    entry,
-                    *size,
-                    content,
-                )?;
+                append_file(&mut headers, &mut segments, &mut header, entry, content)?;
             }
         }
     }
@@ -133,9 +119,9 @@ fn append_file(
     segments: &mut Vec<Segment>,
     header: &mut Header,
     entry: &crate::plan::Entry,
-    size: u64,
     content: Segment,
 ) -> io::Result<()> {
+    let size = content.size();
     header.set_entry_type(EntryType::Regular);
     header.set_mode(FILE_MODE);
     header.set_size(size);
