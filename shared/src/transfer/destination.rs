@@ -171,10 +171,11 @@ impl Destination {
         }
     }
 
-    /// The registry refused ranged requests: one request per blob from now on.
-    pub fn refuses_ranges(&self) -> UploadMethod {
+    /// The registry does not take the method asked for (`why`): one request per blob from now
+    /// on.
+    pub fn fall_back(&self, why: &str) -> UploadMethod {
         match self {
-            Self::Registry(client, plan) => plan.refuses_ranges(&client.reference().registry),
+            Self::Registry(client, plan) => plan.fall_back(&client.reference().registry, why),
             Self::Layout(_) => UploadMethod::Streamed,
         }
     }

@@ -66,6 +66,9 @@ pub struct Lane<'a> {
     pub dest: &'a Destination,
     pub points: ResumePoints,
     pub start: StartPoint,
+    /// The method this lane's attempts use. Kept per lane, not read from the destination's
+    /// plan each time: a refusal of chunks this lane sent still earns it its fall-back after
+    /// another lane to the same destination has fallen back.
     method: UploadMethod,
     fresh_starts: u32,
     negotiations: u32,
@@ -222,21 +225,19 @@ impl<'a> Lane<'a> {
             // Google Artifact Registry answers any ranged or second PATCH so: one request per
             // blob is the method it takes.
             Some(e) if e.has_code("UNSUPPORTED") && self.method.is_chunked() => {
-                self.method = self.dest.refuses_ranges();
-                self.fresh(error, "the registry takes no chunked uploads")
+                self.fall_back(error, "the registry takes no chunked uploads")
                     .await?;
             }
-            // Asking again could reach another node that says otherwise (Artifactory HA):
-            // a new upload is the one answer that holds.
             // A chunked upload lost again after a fresh start: the chunks reach nodes that do
             // not share uploads (Artifactory HA behind a load balancer); one request cannot.
             Some(RegistryError::UploadUnknown { .. })
                 if self.method.is_chunked() && self.fresh_starts > 0 =>
             {
-                self.method = self.dest.refuses_ranges();
-                self.fresh(error, "the registry loses chunked uploads between requests")
+                self.fall_back(error, "the registry loses chunked uploads between requests")
                     .await?;
             }
+            // Asking again could reach another node that says otherwise (Artifactory HA):
+            // a new upload is the one answer that holds.
             Some(RegistryError::UploadUnknown { .. }) => {
                 self.fresh(error, "the registry no longer knows this upload")
                     .await?;
@@ -295,8 +296,7 @@ impl<'a> Lane<'a> {
                 .await
             }
             Held::Bytes(_) => {
-                self.method = self.dest.refuses_ranges();
-                self.fresh(error, "the registry refuses to go on from an offset")
+                self.fall_back(error, "the registry refuses to go on from an offset")
                     .await
             }
         }
@@ -354,6 +354,13 @@ impl<'a> Lane<'a> {
         tracing::warn!("{why}: sending the blob again from byte 0 in a new upload");
         self.start = self.fresh_start_counted().await?;
         Ok(())
+    }
+
+    /// The destination does not take this lane's method (`why`): this blob, and every later
+    /// one there, goes in one request from byte 0 in a new upload.
+    async fn fall_back(&mut self, error: DestError, why: &str) -> Result<(), DestError> {
+        self.method = self.dest.fall_back(why);
+        self.fresh(error, why).await
     }
 
     async fn fresh_start_counted(&mut self) -> Result<StartPoint, DestError> {

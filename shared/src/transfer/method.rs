@@ -1,5 +1,5 @@
 //! How a blob's bytes go to a registry: one streamed request, or a series of chunks, and the
-//! fall-back from chunks to one request that a registry refusing ranged requests earns.
+//! fall-back to one request per blob for a registry that does not take chunks.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -40,10 +40,9 @@ impl UploadMethod {
 }
 
 /// The upload method of one destination for a whole run: the one asked for, until the
-/// registry refuses a request carrying a `Content-Range` at the very offset it said it held
-/// (GHCR caps such requests at 4 MiB, ECR's offsets go stale); from then on each blob goes in
-/// one request from byte 0, which every registry takes. The registry client only speaks the
-/// protocol: this choice is the transfer's.
+/// registry shows it does not take it (see `Lane::recover` for the answers that do); from then
+/// on each blob goes in one request from byte 0, which every registry takes. The registry
+/// client only speaks the protocol: this choice is the transfer's.
 #[derive(Debug)]
 pub struct UploadPlan {
     requested: UploadMethod,
@@ -67,14 +66,13 @@ impl UploadPlan {
         }
     }
 
-    /// Falls back to one request per blob for the rest of the run (said once, naming
-    /// `registry`); returns the method to go on with.
-    pub fn refuses_ranges(&self, registry: &str) -> UploadMethod {
+    /// Falls back to one request per blob for the rest of the run, said once with `why` and
+    /// the `registry`; returns the method to go on with.
+    pub fn fall_back(&self, registry: &str, why: &str) -> UploadMethod {
         if !self.single_request_only.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 registry,
-                "the registry refuses upload requests that go on from an offset: this run sends \
-                 every blob in one request from byte 0"
+                "{why}: this run sends every blob in one request from byte 0"
             );
         }
         UploadMethod::Streamed
@@ -114,12 +112,12 @@ mod tests {
     use super::{ChunkSize, UploadMethod, UploadPlan};
 
     #[test]
-    fn a_plan_keeps_its_method_until_the_registry_refuses_ranges_then_sends_whole_blobs() {
+    fn a_plan_keeps_its_method_until_it_falls_back_then_sends_whole_blobs() {
         let plan = UploadPlan::new(UploadMethod::Chunked(5 << 20));
         assert_eq!(plan.method(), UploadMethod::Chunked(5 << 20));
-        assert_eq!(plan.refuses_ranges("ghcr.io"), UploadMethod::Streamed);
+        assert_eq!(plan.fall_back("ghcr.io", "refused"), UploadMethod::Streamed);
         assert_eq!(plan.method(), UploadMethod::Streamed);
-        assert_eq!(plan.refuses_ranges("ghcr.io"), UploadMethod::Streamed);
+        assert_eq!(plan.fall_back("ghcr.io", "refused"), UploadMethod::Streamed);
     }
 
     #[test]
