@@ -16,6 +16,7 @@ pub mod registry;
 pub mod selection;
 pub mod state_file;
 pub mod transfer;
+pub mod trust;
 pub mod workspace;
 
 pub use metadata::{Metadata, MetadataFile};

@@ -15,6 +15,8 @@ pub mod registry;
 pub mod rewriting_proxy;
 pub mod spec_registry;
 pub mod tekton;
+pub mod tls;
+pub mod tls_front;
 pub mod token_server;
 mod tools;
 pub mod wan_proxy;

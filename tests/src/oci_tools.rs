@@ -13,6 +13,13 @@ pub fn skopeo_inspect(image: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("skopeo inspect prints JSON")
 }
 
+/// `skopeo inspect` of `image` on a TLS registry, trusting the CAs (`*.crt`) in `cert_dir`.
+pub fn skopeo_inspect_with_cert_dir(image: &str, cert_dir: &Path) -> serde_json::Value {
+    let dir = cert_dir.to_str().expect("utf-8 path");
+    let text = run("skopeo", &["inspect", "--cert-dir", dir, image]);
+    serde_json::from_str(&text).expect("skopeo inspect prints JSON")
+}
+
 /// The raw manifest, as skopeo reads it.
 pub fn skopeo_raw_manifest(image: &str) -> serde_json::Value {
     let text = run("skopeo", &["inspect", "--raw", "--tls-verify=false", image]);

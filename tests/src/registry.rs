@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::http::get_status;
+use crate::tls::TestCa;
 use crate::token_server::{self, TokenServer};
 use crate::tools::{free_port, require_tool};
 
@@ -44,6 +45,8 @@ pub struct Registry {
     auth: RegistryAuth,
     /// Dropped after the registry process is killed (fields drop after `Drop::drop`).
     token_server: Option<TokenServer>,
+    /// Serving TLS with a certificate of this CA (`http.tls`), for `localhost` and 127.0.0.1.
+    tls: bool,
 }
 
 impl Registry {
@@ -71,7 +74,17 @@ impl Registry {
     }
 
     pub fn start_with(auth: RegistryAuth) -> Self {
-        Self::start_program(require_tool("docker-registry"), auth)
+        Self::start_program(require_tool("docker-registry"), auth, None)
+    }
+
+    /// An open registry serving TLS only, with a certificate `ca` issued (distribution's
+    /// `http.tls`), as every registry users push to does.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        Self::start_program(
+            require_tool("docker-registry"),
+            RegistryAuth::None,
+            Some(ca),
+        )
     }
 
     /// The environment variable naming a distribution 3.x `registry` binary.
@@ -82,10 +95,14 @@ impl Registry {
     /// a binary built by hand. `None` when the variable is not set.
     pub fn start_v3() -> Option<Self> {
         let bin = std::env::var_os(Self::V3_ENV)?;
-        Some(Self::start_program(PathBuf::from(bin), RegistryAuth::None))
+        Some(Self::start_program(
+            PathBuf::from(bin),
+            RegistryAuth::None,
+            None,
+        ))
     }
 
-    fn start_program(bin: PathBuf, auth: RegistryAuth) -> Self {
+    fn start_program(bin: PathBuf, auth: RegistryAuth, tls: Option<&TestCa>) -> Self {
         let token_server = match &auth {
             RegistryAuth::Token {
                 user,
@@ -100,11 +117,11 @@ impl Registry {
             .expect("cannot make the registry's temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
-        fs::write(
-            &config,
-            config_yaml(dir.path(), port, &auth, token_server.as_ref()),
-        )
-        .expect("cannot write registry config");
+        let mut yaml = config_yaml(dir.path(), port, &auth, token_server.as_ref());
+        if let Some(ca) = tls {
+            yaml.push_str(&tls_yaml(dir.path(), ca));
+        }
+        fs::write(&config, yaml).expect("cannot write registry config");
         let child = spawn(&bin, dir.path());
         let registry = Self {
             bin,
@@ -113,6 +130,7 @@ impl Registry {
             port,
             auth,
             token_server,
+            tls: tls.is_some(),
         };
         registry.wait_until_ready();
         registry
@@ -134,6 +152,11 @@ impl Registry {
     /// `127.0.0.1:PORT`, as used in image references.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `localhost:PORT`: a name the TLS registry's certificate is valid for.
+    pub fn tls_host(&self) -> String {
+        format!("localhost:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -171,7 +194,10 @@ impl Registry {
     fn wait_until_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if matches!(self.ping(None), Ok(200 | 401)) {
+            // Over TLS, the plain-HTTP ping is answered 400 ("HTTP request to an HTTPS
+            // server"): an answer all the same.
+            let ready = if self.tls { 400 } else { 200 };
+            if matches!(self.ping(None), Ok(200 | 401)) || self.ping(None).ok() == Some(ready) {
                 return;
             }
             sleep(Duration::from_millis(25));
@@ -220,6 +246,20 @@ fn config_yaml(
         (RegistryAuth::Token { .. }, None) => panic!("token auth needs a running token server"),
     }
     yaml
+}
+
+/// The `http.tls` lines (nested under `http:`, which `config_yaml` ends with): a certificate
+/// for localhost and 127.0.0.1 signed by `ca`, written into `dir`.
+fn tls_yaml(dir: &Path, ca: &TestCa) -> String {
+    let pair = ca.server_pair();
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    fs::write(&cert, pair.cert_pem).expect("cannot write the server certificate");
+    fs::write(&key, pair.key_pem).expect("cannot write the server key");
+    format!(
+        "  tls:\n    certificate: {}\n    key: {}\n",
+        cert.display(),
+        key.display()
+    )
 }
 
 /// The registry's `auth.token` section: challenge clients with `server`'s realm and trust

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use modelcar_testkit::oci_tools::skopeo_inspect;
 use modelcar_testkit::run_tool;
 use modelcar_testkit::tekton::{
-    bundle_dir as tekton_dir, load_pipeline, load_task, parse_pipeline_run,
-    pipeline_reference_problems, pipeline_run_problems, source_bundle_dir, ParamValue, Pipeline,
-    Task,
+    bundle_dir as tekton_dir, load_pipeline, load_task, optional_workspace_problems,
+    parse_pipeline_run, pipeline_reference_problems, pipeline_run_problems, source_bundle_dir,
+    ParamValue, Pipeline, Task,
 };
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -67,7 +67,8 @@ fn the_pipelines_reference_only_what_is_declared() {
     );
     for path in pipelines {
         let pipeline = load_pipeline(&path);
-        let problems = pipeline_reference_problems(&pipeline, &tasks);
+        let mut problems = pipeline_reference_problems(&pipeline, &tasks);
+        problems.extend(optional_workspace_problems(&pipeline, &tasks));
         assert!(
             problems.is_empty(),
             "{}:\n  {}",
@@ -134,6 +135,57 @@ fn the_hub_pipeline_has_no_model_download() {
     );
 }
 
+/// What users set per site reaches every task that uses it: the Hub endpoint (a mirror of the
+/// Hub) goes to fetch-model and build-push, the CA bundle to every Task that declares one.
+#[test]
+fn the_pipelines_pass_the_hub_endpoint_and_the_ca_bundle_on() {
+    let tasks = tasks();
+    for path in yaml_files(&tekton_dir().join("pipelines")) {
+        let pipeline = load_pipeline(&path);
+        let spec = &pipeline.spec;
+        assert!(
+            spec.params.iter().any(|p| p.name == "hf-endpoint"),
+            "{}: no hf-endpoint param",
+            path.display()
+        );
+        let ca = spec.workspaces.iter().find(|w| w.name == "ca-bundle");
+        assert!(
+            ca.is_some_and(|w| w.optional),
+            "{}: an optional ca-bundle workspace",
+            path.display()
+        );
+        for pt in &spec.tasks {
+            let task_name = pt.task_ref.as_ref().and_then(|r| r.name.clone()).unwrap();
+            let task = &tasks[&task_name];
+            let passes = |param: &str| {
+                pt.params.iter().any(|p| {
+                    p.name == param && p.value == ParamValue::String(format!("$(params.{param})"))
+                })
+            };
+            if task.spec.params.iter().any(|p| p.name == "hf-endpoint") {
+                assert!(
+                    passes("hf-endpoint"),
+                    "{}: {} gets hf-endpoint",
+                    path.display(),
+                    pt.name
+                );
+            }
+            if task.spec.workspaces.iter().any(|w| w.name == "ca-bundle") {
+                let bound = pt
+                    .workspaces
+                    .iter()
+                    .any(|b| b.name == "ca-bundle" && b.workspace.as_deref() == Some("ca-bundle"));
+                assert!(
+                    bound,
+                    "{}: {} gets the ca-bundle workspace",
+                    path.display(),
+                    pt.name
+                );
+            }
+        }
+    }
+}
+
 /// The documents of a multi-document YAML file, each as it reads.
 fn documents(path: &Path) -> Vec<String> {
     let text = fs::read_to_string(path).unwrap();
@@ -193,7 +245,10 @@ fn the_example_runs_fit_their_pipelines() {
             runs += 1;
         }
     }
-    assert_eq!(runs, 3, "w4a16, fp16 and fp16 from the Hub");
+    assert_eq!(
+        runs, 4,
+        "w4a16, fp16, fp16 from the Hub, and w4a16 on plain Kubernetes"
+    );
 }
 
 #[test]

@@ -101,8 +101,15 @@ struct Args {
 
     /// Plain HTTP to the base image's registry, when it is not one of DEST's (it gets
     /// --plain-http when it is).
-    #[arg(long, env = "MODELCAR_BASE_PLAIN_HTTP")]
-    base_plain_http: bool,
+    #[arg(
+        long,
+        env = "MODELCAR_BASE_PLAIN_HTTP",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    base_plain_http: Option<bool>,
 
     /// Do not verify the TLS certificate of the base image's registry, when it is not one of
     /// DEST's (it gets --insecure when it is).
@@ -190,13 +197,14 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
     let connect = args
         .dest
         .flags()
-        .connect(&registries, &args.transfer, (false, false))?;
+        .connect(&registries, &args.transfer, (None, false))?;
     // TLS flags are per side: the base's registry gets DEST's only when it is one of them.
     let base_on_dest =
         Reference::parse(&args.base).is_ok_and(|b| registries.contains(&b.registry.as_str()));
     let base_connect = ConnectOptions {
-        plain_http: (args.base_plain_http || (base_on_dest && args.dest.plain_http))
-            .then_some(true),
+        plain_http: args
+            .base_plain_http
+            .or(base_on_dest.then_some(args.dest.plain_http).flatten()),
         insecure: args.base_insecure || (base_on_dest && args.dest.insecure),
         ..connect.clone()
     };
@@ -244,7 +252,7 @@ fn model_source(args: &Args) -> anyhow::Result<ModelSource> {
         options: HubOptions {
             endpoint: args.hf_endpoint.clone(),
             token,
-            ca_file: args.transfer.ca_file.clone(),
+            trust: args.transfer.trust.trust(),
             retries: args.transfer.retries,
         },
         rules: args

@@ -8,7 +8,7 @@ use clap::Parser;
 
 use fetch_model::{Options, Target};
 use modelcar_shared::causes::ErrorCauses;
-use modelcar_shared::cli::{parse_size, CommonArgs, SelectionArgs, UsageError};
+use modelcar_shared::cli::{parse_size, CommonArgs, SelectionArgs, TrustArgs, UsageError};
 use modelcar_shared::hub::{HubOptions, DEFAULT_ENDPOINT};
 use modelcar_shared::Workspace;
 
@@ -75,9 +75,8 @@ struct Args {
     #[arg(long, env = "MODELCAR_MIN_FREE", value_parser = parse_size, default_value = "0")]
     min_free: u64,
 
-    /// Extra CA certificates (PEM) for a Hub mirror behind a private CA.
-    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
 
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429), and of a
     /// file whose download broke off (each goes on from where it stopped).
@@ -128,7 +127,7 @@ fn options(args: &Args) -> anyhow::Result<Options> {
             endpoint: args.endpoint.clone(),
             token: modelcar_shared::hub::token(args.token_file.as_deref())
                 .context("--token-file")?,
-            ca_file: args.ca_file.clone(),
+            trust: args.trust.trust(),
             retries: args.retries,
         },
         jobs: args.jobs.get(),

@@ -50,8 +50,16 @@ struct Args {
 
     /// Plain HTTP to the source and the destinations (the default for localhost and loopback
     /// addresses, as in docker); --src-plain-http or --dest-plain-http for one side.
-    #[arg(long, env = "MODELCAR_PLAIN_HTTP")]
-    plain_http: bool,
+    /// =false speaks TLS even to loopback addresses.
+    #[arg(
+        long,
+        env = "MODELCAR_PLAIN_HTTP",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    plain_http: Option<bool>,
 
     /// Do not verify the TLS certificates of the source and the destinations; --src-insecure
     /// or --dest-insecure for one side.

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::http::{read_capped, BodyError};
+use modelcar_shared::trust::Trust;
 
 /// The API versions the service has served, newest first.
 pub const API_VERSIONS: [&str; 2] = ["v1", "v1alpha3"];
@@ -110,9 +111,9 @@ impl Api {
         url: &str,
         version: Option<&str>,
         token: Token,
-        ca_file: Option<&PathBuf>,
+        trust: &Trust,
     ) -> Result<Self, ApiError> {
-        let http = http_client(ca_file)?;
+        let http = http_client(trust)?;
         let url = url.trim_end_matches('/').to_string();
         let mut api = Self {
             http,
@@ -264,9 +265,9 @@ impl Api {
     }
 }
 
-fn http_client(ca_file: Option<&PathBuf>) -> Result<reqwest::Client, ApiError> {
+fn http_client(trust: &Trust) -> Result<reqwest::Client, ApiError> {
     let user_agent = concat!("modelcar-register/", env!("CARGO_PKG_VERSION"));
-    modelcar_shared::http::client_builder(user_agent, ca_file.map(PathBuf::as_path))
+    modelcar_shared::http::client_builder(user_agent, trust)
         .map_err(ApiError::Setup)?
         .timeout(Duration::from_secs(120))
         .build()

@@ -6,7 +6,6 @@ pub mod api;
 mod register;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -22,7 +21,7 @@ pub struct Options {
     /// `v1` or `v1alpha3`; `None`: the newest the service answers.
     pub api_version: Option<String>,
     pub token: Token,
-    pub ca_file: Option<PathBuf>,
+    pub trust: modelcar_shared::trust::Trust,
     pub model_name: Option<String>,
     pub version_name: Option<String>,
     /// For the default version name `<variant>-<MMDD>`, e.g. `full-fp16-1124`.
@@ -106,7 +105,7 @@ pub async fn run(opts: Options) -> Result<RegisterReport, RunError> {
         &opts.url,
         opts.api_version.as_deref(),
         opts.token.clone(),
-        opts.ca_file.as_ref(),
+        &opts.trust,
     )
     .await?;
     let registered = register::register(&api, &request).await?;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
+use modelcar_shared::cli::{parse_key_value, CommonArgs, TrustArgs, UsageError};
 use modelcar_shared::Workspace;
 use register::{RunError, Token};
 
@@ -73,9 +73,8 @@ struct Args {
     #[arg(long, env = "MODEL_REGISTRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
-    /// PEM file of CA certificates to trust besides the system's.
-    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
 
     /// REST API version; by default the newest the service serves.
     #[arg(long, env = "MODELCAR_API_VERSION", value_parser = ["v1", "v1alpha3"])]
@@ -110,7 +109,7 @@ async fn run(args: &Args) -> anyhow::Result<register::RegisterReport> {
         url: args.url.clone(),
         api_version: args.api_version.clone(),
         token,
-        ca_file: args.ca_file.clone(),
+        trust: args.trust.trust(),
         model_name: args.model_name.clone(),
         version_name: args.version_name.clone(),
         variant: args.variant.clone(),

@@ -12,6 +12,7 @@ mod output;
 mod registry_args;
 mod selection_args;
 mod signal;
+mod trust_args;
 mod values;
 
 pub use exit::{exit_code, UsageError, EXIT_FAILURE, EXIT_USAGE};
@@ -20,6 +21,7 @@ pub use output::{OutputError, OutputFormat, Report};
 pub use registry_args::{DestArgs, DestSideArgs, SideFlags, SrcSideArgs, TransferArgs};
 pub use selection_args::SelectionArgs;
 pub use signal::{block_on_until_signal, on_blocking_thread};
+pub use trust_args::TrustArgs;
 pub use values::{parse_key_value, parse_size, read_secret_file};
 
 use std::path::PathBuf;

@@ -41,9 +41,8 @@ pub struct TransferArgs {
     #[arg(long, env = "MODELCAR_RETRIES", default_value_t = DEFAULT_RETRIES)]
     pub retries: u32,
 
-    /// PEM file of CA certificates to trust besides the system's.
-    #[arg(long, env = "MODELCAR_CA_FILE", value_name = "PATH")]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: super::TrustArgs,
 
     /// Seconds between progress lines on stderr.
     #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
@@ -67,7 +66,9 @@ pub struct SideFlags {
     pub creds_file: Option<PathBuf>,
     pub token_file: Option<PathBuf>,
     pub authfile: Option<PathBuf>,
-    pub plain_http: bool,
+    /// `Some(true)`: plain HTTP; `Some(false)`: TLS even on a loopback address; `None`: the
+    /// default (plain HTTP only for localhost and loopback addresses).
+    pub plain_http: Option<bool>,
     pub insecure: bool,
     /// How the side's credential flag is spelled, for errors (`--creds`, `--src-creds`).
     pub flag: &'static str,
@@ -75,12 +76,13 @@ pub struct SideFlags {
 
 impl SideFlags {
     /// How to reach `registries`, the side's own: its credentials go to them alone.
-    /// `plain_http` and `insecure` add flags that apply to every side.
+    /// `plain_http` and `insecure` are flags that apply to every side; the side's own
+    /// `--…plain-http` wins over the one for every side.
     pub fn connect(
         &self,
         registries: &[&str],
         transfer: &TransferArgs,
-        (plain_http, insecure): (bool, bool),
+        (plain_http, insecure): (Option<bool>, bool),
     ) -> Result<ConnectOptions, UsageError> {
         let creds = match &self.creds_file {
             Some(path) => Some(read_secret_file(path, &format!("{}-file", self.flag))?),
@@ -95,8 +97,8 @@ impl SideFlags {
         .map_err(|e| UsageError(format!("{}: {e}", self.flag)))?;
         Ok(ConnectOptions {
             credentials,
-            plain_http: (self.plain_http || plain_http).then_some(true),
-            ca_file: transfer.ca_file.clone(),
+            plain_http: self.plain_http.or(plain_http),
+            trust: transfer.trust.trust(),
             insecure: self.insecure || insecure,
             retries: transfer.retries,
         })
@@ -161,12 +163,16 @@ macro_rules! side_args {
 
             #[arg(
                 help = concat!("Plain HTTP to ", $whom, " (the default for localhost and loopback \
-                addresses, as in docker)."),
+                addresses, as in docker); =false speaks TLS to them even there."),
                 id = concat!($prefix, "plain_http"),
                 long = concat!($prefix, "plain-http"),
-                env = concat!("MODELCAR_", $env, "PLAIN_HTTP")
+                env = concat!("MODELCAR_", $env, "PLAIN_HTTP"),
+                value_name = "BOOL",
+                num_args = 0..=1,
+                require_equals = true,
+                default_missing_value = "true"
             )]
-            pub plain_http: bool,
+            pub plain_http: Option<bool>,
 
             #[arg(
                 help = concat!("Do not verify the TLS certificates of ", $whom, "."),

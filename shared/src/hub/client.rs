@@ -3,7 +3,6 @@
 //! headers) for paths, sizes, git blob ids and LFS sha256, and `{repo}/resolve/{sha}/{path}`
 //! (redirected to a CDN for LFS files) for the bytes, with `Range` to resume.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_RANGE, LINK, RANGE};
@@ -31,7 +30,8 @@ pub struct HubOptions {
     pub endpoint: String,
     /// `HF_TOKEN`, or a token file's content.
     pub token: Option<String>,
-    pub ca_file: Option<PathBuf>,
+    /// The CAs trusted besides the system's.
+    pub trust: crate::trust::Trust,
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
     pub retries: u32,
 }
@@ -42,7 +42,7 @@ impl std::fmt::Debug for HubOptions {
         f.debug_struct("HubOptions")
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("ca_file", &self.ca_file)
+            .field("trust", &self.trust)
             .field("retries", &self.retries)
             .finish()
     }
@@ -53,7 +53,7 @@ impl Default for HubOptions {
         Self {
             endpoint: DEFAULT_ENDPOINT.into(),
             token: None,
-            ca_file: None,
+            trust: Default::default(),
             retries: 5,
         }
     }
@@ -124,7 +124,7 @@ impl HubClient {
             endpoint.set_path(&path);
         }
         let user_agent = concat!("modelcar/", env!("CARGO_PKG_VERSION"));
-        let http = crate::http::client_builder(user_agent, options.ca_file.as_deref())
+        let http = crate::http::client_builder(user_agent, &options.trust)
             .map_err(bad)?
             .read_timeout(Duration::from_secs(120))
             .build()

@@ -1,7 +1,6 @@
 //! A client for one repository of an OCI distribution registry: the calls build-push and mirror
 //! need, with authentication, retries of transient failures, and errors that name the registry.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,8 +36,8 @@ pub struct ConnectOptions {
     pub credentials: CredentialSource,
     /// Plain HTTP; `None`: only for localhost, as docker and podman do.
     pub plain_http: Option<bool>,
-    /// Extra PEM roots trusted beside the system's.
-    pub ca_file: Option<PathBuf>,
+    /// The CAs trusted besides the system's.
+    pub trust: crate::trust::Trust,
     /// Skip TLS verification. Only when asked.
     pub insecure: bool,
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
@@ -50,7 +49,7 @@ impl Default for ConnectOptions {
         Self {
             credentials: CredentialSource::default(),
             plain_http: None,
-            ca_file: None,
+            trust: Default::default(),
             insecure: false,
             retries: DEFAULT_RETRIES,
         }
@@ -431,7 +430,7 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 fn http_client(opts: &ConnectOptions) -> Result<reqwest::Client, RegistryError> {
     let user_agent = concat!("modelcar/", env!("CARGO_PKG_VERSION"));
-    let builder = crate::http::client_builder(user_agent, opts.ca_file.as_deref())
+    let builder = crate::http::client_builder(user_agent, &opts.trust)
         .map_err(RegistryError::Setup)?
         // No overall timeout: a 50 GB layer takes as long as it takes. Stalls are caught by
         // the read timeout instead.

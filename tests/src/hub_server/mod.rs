@@ -25,6 +25,9 @@ use std::thread;
 pub use repo::HubRepo;
 use repo::Repo;
 
+use crate::tls::TestCa;
+use crate::tls_front::TlsFront;
+
 /// Tree entries per page unless a test sets another: small, so tests of a few dozen files page.
 pub const TREE_PAGE_SIZE: usize = 50;
 
@@ -68,14 +71,38 @@ pub struct HubServer {
     ports: [u16; 2],
     stop: Arc<AtomicBool>,
     accept: Vec<thread::JoinHandle<()>>,
+    /// With TLS, the fronts that serve it for the Hub and its CDN: held so they stop with it.
+    _fronts: Vec<TlsFront>,
 }
 
 impl HubServer {
     pub fn start(repos: Vec<HubRepo>) -> Self {
+        Self::start_serving(repos, None)
+    }
+
+    /// The Hub and its CDN over TLS only, with certificates `ca` issued: the endpoint is
+    /// `https://localhost:PORT`, and the redirects name the CDN's TLS origin.
+    pub fn start_tls(repos: Vec<HubRepo>, ca: &TestCa) -> Self {
+        Self::start_serving(repos, Some(ca))
+    }
+
+    fn start_serving(repos: Vec<HubRepo>, tls: Option<&TestCa>) -> Self {
         let bind = || TcpListener::bind("127.0.0.1:0").expect("cannot bind the Hub's port");
         let (listener, cdn_listener) = (bind(), bind());
         let port = listener.local_addr().expect("address").port();
         let cdn_port = cdn_listener.local_addr().expect("address").port();
+        let fronts: Vec<TlsFront> = tls
+            .map(|ca| {
+                let config = ca.server_config();
+                [&listener, &cdn_listener]
+                    .map(|l| TlsFront::start(l.local_addr().expect("address"), config.clone()))
+                    .into()
+            })
+            .unwrap_or_default();
+        let origin = |i: usize, plain: u16| match fronts.get(i) {
+            Some(front) => format!("https://localhost:{}", front.port()),
+            None => format!("http://127.0.0.1:{plain}"),
+        };
         let repos: Vec<Repo> = repos.into_iter().map(Repo::build).collect();
         let cdn = repos
             .iter()
@@ -84,8 +111,8 @@ impl HubServer {
             .filter_map(|f| Some((f.lfs.clone()?, (f.path.clone(), f.bytes.clone()))))
             .collect();
         let hub = Arc::new(Hub {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            cdn_endpoint: format!("http://127.0.0.1:{cdn_port}"),
+            endpoint: origin(0, port),
+            cdn_endpoint: origin(1, cdn_port),
             repos,
             cdn,
             tokens: Mutex::new(vec!["hf_good".to_owned()]),
@@ -111,10 +138,11 @@ impl HubServer {
             ports: [port, cdn_port],
             stop,
             accept,
+            _fronts: fronts,
         }
     }
 
-    /// `http://127.0.0.1:PORT`, what `HF_ENDPOINT` takes.
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` with TLS), what `HF_ENDPOINT` takes.
     pub fn endpoint(&self) -> String {
         self.hub.endpoint.clone()
     }

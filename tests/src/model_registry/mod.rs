@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::http_server::{HttpServer, Reply, Request};
+use crate::tls::TestCa;
+use crate::tls_front::TlsFront;
 use handlers::*;
 use state::State;
 
@@ -39,6 +41,8 @@ pub const PREFIXES: [&str; 2] = ["/api/model_registry/v1alpha3", "/api/model_reg
 pub struct ModelRegistryServer {
     server: HttpServer,
     shared: Arc<Shared>,
+    /// With TLS, the front that serves it; dropped first, before the server it forwards to.
+    front: Option<TlsFront>,
 }
 
 /// What the connection threads need.
@@ -64,6 +68,15 @@ impl ModelRegistryServer {
         Self::start_serving(token, vec![PREFIXES[0]])
     }
 
+    /// A server of the current API over TLS only, with a certificate `ca` issued, as
+    /// OpenShift AI serves it (with the service CA): [`url`](Self::url) is
+    /// `https://localhost:PORT`.
+    pub fn start_tls(token: &str, ca: &TestCa) -> Self {
+        let mut server = Self::start(token);
+        server.front = Some(TlsFront::start(server.server.addr(), ca.server_config()));
+        server
+    }
+
     fn start_serving(token: &str, prefixes: Vec<&'static str>) -> Self {
         let shared = Arc::new(Shared {
             token: token.into(),
@@ -81,12 +94,16 @@ impl ModelRegistryServer {
                 Reply::error(status, message)
             }),
             shared,
+            front: None,
         }
     }
 
-    /// `http://127.0.0.1:PORT`, without a path.
+    /// `http://127.0.0.1:PORT` (`https://localhost:PORT` with TLS), without a path.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+        match &self.front {
+            Some(front) => format!("https://localhost:{}", front.port()),
+            None => format!("http://{}", self.server.addr()),
+        }
     }
 
     /// `127.0.0.1:PORT`, for [`crate::http::request`].

@@ -5,8 +5,10 @@
 
 mod binary;
 mod checks;
+mod controller;
 mod k8s;
 mod load;
+mod local_run;
 mod run;
 mod types;
 mod vars;
@@ -17,8 +19,10 @@ pub use binary::check_task_runs_binary;
 pub use checks::{
     flags_in_help, pipeline_reference_problems, task_reference_problems, unknown_flags,
 };
+pub use controller::{controller_problems, optional_workspace_problems, SERVICE_ACCOUNT_DIR};
 pub use k8s::*;
 pub use load::{load_pipeline, load_task, parse_pipeline, parse_task};
+pub use local_run::{config_map_volume, image_binaries, LocalTaskRun, StepOutcome, RESULTS_DIR};
 pub use run::*;
 pub use types::*;
 
@@ -256,6 +260,65 @@ spec:
             "pipeline task pull: Task param \"model\" has no default",
         );
         assert_reported(&problems, "Task \"other\", which was not given");
+    }
+
+    #[test]
+    fn a_step_without_command_is_reported_as_the_controller_would_fail_it() {
+        assert_eq!(controller_problems(&task()), Vec::<String>::new());
+        let yaml = TASK.replace("      command: [modelcar-pull]\n", "");
+        let problems = controller_problems(&parse_task(&yaml).expect("parses"));
+        assert_reported(&problems, "step pull names no command");
+        assert_eq!(problems.len(), 1, "a script step needs none: {problems:#?}");
+    }
+
+    #[test]
+    fn a_default_naming_a_file_only_openshift_mounts_is_reported() {
+        let with_default = |default: &str| {
+            let yaml = TASK.replace(
+                "    - name: chunk-size\n      default: \"64Mi\"",
+                &format!("    - name: chunk-size\n      default: {default}"),
+            );
+            controller_problems(&parse_task(&yaml).expect("parses"))
+        };
+        let problems = with_default("/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt");
+        assert_reported(&problems, "param chunk-size defaults to");
+        assert_reported(&problems, "service-ca.crt");
+        for everywhere in ["token", "ca.crt", "namespace"] {
+            let path = format!("{SERVICE_ACCOUNT_DIR}{everywhere}");
+            assert_eq!(with_default(&path), Vec::<String>::new(), "{path}");
+        }
+        let yaml = TASK.replace(
+            "fieldRef: {fieldPath: metadata.name}",
+            "fieldRef: {fieldPath: metadata.name}\n        - name: CA\n          value: /var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt",
+        );
+        let problems = controller_problems(&parse_task(&yaml).expect("parses"));
+        assert_reported(&problems, "env CA names");
+    }
+
+    #[test]
+    fn an_optional_pipeline_workspace_needs_optional_task_workspaces() {
+        let yaml = PIPELINE.replace(
+            "  workspaces:\n    - name: shared\n",
+            "  workspaces:\n    - name: shared\n      optional: true\n",
+        );
+        let pipeline = parse_pipeline(&yaml).unwrap_or_else(|e| panic!("{e}"));
+        let problems = optional_workspace_problems(&pipeline, &given_tasks());
+        assert_reported(
+            &problems,
+            "binds optional workspace \"shared\" to Task workspace \"model\"",
+        );
+        let optional_task = TASK.replace(
+            "      mountPath: /model\n",
+            "      mountPath: /model\n      optional: true\n",
+        );
+        let tasks = BTreeMap::from([(
+            "modelcar-pull".to_string(),
+            parse_task(&optional_task).expect("parses"),
+        )]);
+        assert_eq!(
+            optional_workspace_problems(&pipeline, &tasks),
+            Vec::<String>::new()
+        );
     }
 
     const HELP: &str = "\

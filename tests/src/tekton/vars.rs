@@ -76,6 +76,36 @@ pub(super) fn reference(expr: &str) -> Option<Reference<'_>> {
     }
 }
 
+/// `text` with each `$(...)` that names a Tekton variable replaced by `value(expr)`, as the
+/// controller substitutes them; `$(...)` that names nothing Tekton knows (a shell's `$(date)`)
+/// stays. `Err` names a Tekton variable `value` cannot give.
+pub(super) fn substitute(
+    text: &str,
+    value: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("$(") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find(')') else {
+            rest = &rest[start..];
+            break;
+        };
+        let expr = &after[..end];
+        match value(expr) {
+            Some(v) => out.push_str(&v),
+            None if reference(expr).is_some() => {
+                return Err(format!("$({expr}) has no value in this run"))
+            }
+            None => out.push_str(&rest[start..start + 2 + end + 1]),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +118,17 @@ mod tests {
         assert!(found.contains(&"results.digest.path"));
         assert!(found.contains(&"workspaces.out.path"));
         assert!(found.contains(&"params.n"));
+    }
+
+    #[test]
+    fn substitution_replaces_tekton_variables_and_keeps_the_shells() {
+        let value = |expr: &str| (expr == "params.n").then(|| "7".to_string());
+        assert_eq!(
+            substitute("n=$(params.n) at $(date)", value).unwrap(),
+            "n=7 at $(date)"
+        );
+        let err = substitute("$(params.m)", value).unwrap_err();
+        assert!(err.contains("$(params.m)"), "{err}");
     }
 
     #[test]

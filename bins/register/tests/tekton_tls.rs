@@ -1,0 +1,55 @@
+//! The register Task, run as a TaskRun's pod runs it, against a Model Registry served with TLS
+//! by a private CA (as OpenShift AI serves it with the service CA): trusted only through the
+//! Task's ca-bundle workspace; the token comes from the service-account mount, as in a pod.
+
+use modelcar_testkit::tekton::{
+    bundle_dir, config_map_volume, load_task, LocalTaskRun, SERVICE_ACCOUNT_DIR,
+};
+use modelcar_testkit::tls::TestCa;
+use modelcar_testkit::ModelRegistryServer;
+
+const TOKEN: &str = "sa-token-tls";
+const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+#[test]
+fn the_task_reaches_a_tls_model_registry_through_its_ca_bundle_workspace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("modelcar test service CA");
+    let server = ModelRegistryServer::start_tls(TOKEN, &ca);
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir_all(ws.join(".modelcar")).unwrap();
+    let meta = format!(
+        r#"{{"schema":1,"hf_repo":"org/tiny","hf_revision":"abc","image":"quay.io/org/tiny","image_digest":"{DIGEST}","image_tag":"v1","pushed_at_utc":"2026-12-06T10:00:00Z"}}"#
+    );
+    std::fs::write(ws.join(".modelcar/metadata.json"), meta).unwrap();
+    let account = tmp.path().join("serviceaccount");
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("token"), TOKEN).unwrap();
+    let bundle = tmp.path().join("ca-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    config_map_volume(&bundle, &[("service-ca.crt", ca.ca_pem())]);
+    let task = load_task(&bundle_dir().join("tasks/register.yaml"));
+    let run = || {
+        let mut run = LocalTaskRun::of_binary(
+            "register",
+            env!("CARGO_BIN_EXE_register").as_ref(),
+            tmp.path(),
+        )
+        .param("url", &server.url())
+        .param("variant", "tls")
+        .workspace("source", &ws);
+        run.mounts.push((
+            SERVICE_ACCOUNT_DIR.trim_end_matches('/').to_string(),
+            account.clone(),
+        ));
+        run
+    };
+
+    let err = run().fails(&task);
+    assert!(err.contains("certificate"), "{err}");
+
+    let results = run().workspace("ca-bundle", &bundle).succeeds(&task);
+    assert!(!results["MODEL_VERSION_ID"].is_empty(), "{results:?}");
+    assert_eq!(server.created().model_artifacts, 1);
+}
