@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The modelcar pipeline on one machine, without Kubernetes: fetch-model (from HF_ENDPOINT, or
-# from a synthetic model served by the testkit's Hub server), fix-perms, build-push into a
-# local registry, mirror into a second one, register (into MODEL_REGISTRY_URL with the token in
+# The modelcar pipeline on one machine, without Kubernetes: tekton/pipelines/modelcar.yaml run
+# by the testkit's tekton-local as a PipelineRun would run it (its params, the Tasks' env and
+# commands, the binaries standing for the images): fetch-model (from HF_ENDPOINT, or from a
+# synthetic model served by the testkit's Hub server), fix-perms, build-push into a local
+# registry, mirror into a second one, register (into MODEL_REGISTRY_URL with the token in
 # MODEL_REGISTRY_TOKEN or MODELCAR_TOKEN_FILE, or by default the testkit's Model Registry
-# server) and deploy --dry-run. Prints each step's result and the metadata file every step wrote to.
+# server); then deploy --dry-run. Prints each step's result and the metadata file every step wrote to.
 #
 #   scripts/pipeline-local.sh [ORG/NAME]     default: a synthetic 2 x 64 MiB model, org/tiny
 #   KEEP=1 keeps the workspace and stops nothing (the registries' ports are printed).
@@ -32,18 +34,10 @@ if [ -z "${HF_ENDPOINT:-}" ]; then
   export HF_ENDPOINT
   HF_ENDPOINT=$(cat "$work/hub.url")
 fi
-ws=$work/ws
-mkdir -p "$ws"
 first=$(start_local_registry "$work/first")
 pids+=("$(cat "$work/first/pid")")
 second=$(start_local_registry "$work/second")
 pids+=("$(cat "$work/second/pid")")
-step() { echo "== $*" >&2; "$@"; }
-
-step "$bin/fetch-model" "$repo" --workspace "$ws"
-step "$bin/fix-perms" --workspace "$ws"
-step "$bin/build-push" "$ws/models/$name" "$first/models/$name:v1" --workspace "$ws" --base scratch
-step "$bin/mirror" --workspace "$ws" --from-metadata "$second/models/$name:v1"
 if [ -z "${MODEL_REGISTRY_URL:-}" ]; then
   # The testkit's Model Registry (its REST API, Bearer auth), with a token of this run's own.
   python3 -c 'import secrets; print(secrets.token_hex(16))' >"$work/registry-token"
@@ -53,8 +47,33 @@ if [ -z "${MODEL_REGISTRY_URL:-}" ]; then
   export MODEL_REGISTRY_URL MODELCAR_TOKEN_FILE=$work/registry-token
   MODEL_REGISTRY_URL=$(cat "$work/model-registry.url")
 fi
-step "$bin/register" --workspace "$ws" --url "$MODEL_REGISTRY_URL" --variant local --model-format-name vLLM
-step "$bin/deploy" "$name" --workspace "$ws" --dry-run >"$work/inferenceservice.yaml"
+# What a pod of the PipelineRun has: the service-account mount (register's token-file default
+# reads the Model Registry token there), a docker config in the dockerconfig workspace.
+mkdir -p "$work/serviceaccount" "$work/dockerconfig"
+token_file=${MODELCAR_TOKEN_FILE:-}
+if [ -n "$token_file" ]; then cp "$token_file" "$work/serviceaccount/token"
+elif [ -n "${MODEL_REGISTRY_TOKEN:-}" ]; then printf %s "$MODEL_REGISTRY_TOKEN" >"$work/serviceaccount/token"
+fi
+echo '{"auths":{}}' >"$work/dockerconfig/config.json"
+ws=$work/ws
+mkdir -p "$ws"
+
+# The Pipeline itself, its params passed as a PipelineRun passes them (tekton/examples), up to
+# register: deploy needs a cluster, so it runs below with --dry-run.
+echo "== tekton/pipelines/modelcar.yaml, up to register" >&2
+"$bin/tekton-local" --pipeline tekton/pipelines/modelcar.yaml --tasks tekton/tasks \
+  --bin-dir "$bin" --work "$work/tekton" --stop-after register \
+  --param "repo=$repo" --param "hf-endpoint=$HF_ENDPOINT" --param variant=local \
+  --param "dest=$first/models/$name:v1" --param base=scratch \
+  --param "mirror-dest=$second/models/$name:v1" \
+  --param "registry-url=$MODEL_REGISTRY_URL" --param "isvc-name=$name" \
+  --workspace "source=$ws" --workspace "dockerconfig=$work/dockerconfig" \
+  --mount "/var/run/secrets/kubernetes.io/serviceaccount=$work/serviceaccount" \
+  --secret-env hf-token/token=HF_TOKEN | tee "$work/results" >&2
+grep -q '^register.MODEL_VERSION_ID=.' "$work/results" ||
+  { echo "pipeline-local.sh: register reported no MODEL_VERSION_ID" >&2; exit 1; }
+echo "== deploy --dry-run" >&2
+"$bin/deploy" "$name" --workspace "$ws" --dry-run >"$work/inferenceservice.yaml"
 echo "== deploy --dry-run wrote $work/inferenceservice.yaml" >&2
 
 a=$(skopeo inspect --tls-verify=false "docker://$first/models/$name:v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')

@@ -33,6 +33,9 @@ pub struct LocalTaskRun {
     pub results_dir: PathBuf,
     /// The step's HOME: a directory of its own, so no user configuration here leaks in.
     pub home: PathBuf,
+    /// Steps write their logs to this process's stderr as they go (else they are kept in
+    /// each [`StepOutcome`]).
+    pub show_logs: bool,
 }
 
 /// What one step did.
@@ -50,8 +53,11 @@ impl LocalTaskRun {
         let mut outcomes = Vec::new();
         for (i, step) in task.spec.steps.iter().enumerate() {
             let name = step.name.clone().unwrap_or_else(|| format!("#{i}"));
-            let output = self
-                .command(task, step)?
+            let mut command = self.command(task, step)?;
+            if self.show_logs {
+                command.stderr(std::process::Stdio::inherit());
+            }
+            let output = command
                 .output()
                 .map_err(|e| format!("step {name}: cannot start: {e}"))?;
             let failed = !output.status.success();

@@ -8,6 +8,7 @@ mod checks;
 mod controller;
 mod k8s;
 mod load;
+mod local_pipeline;
 mod local_run;
 mod run;
 mod types;
@@ -22,6 +23,7 @@ pub use checks::{
 pub use controller::{controller_problems, optional_workspace_problems, SERVICE_ACCOUNT_DIR};
 pub use k8s::*;
 pub use load::{load_pipeline, load_task, parse_pipeline, parse_task};
+pub use local_pipeline::{LocalPipelineRun, TaskResults};
 pub use local_run::{config_map_volume, image_binaries, LocalTaskRun, StepOutcome, RESULTS_DIR};
 pub use run::*;
 pub use types::*;

@@ -1,0 +1,110 @@
+//! Runs a bundled Pipeline on this machine as a PipelineRun would run it (the testkit's
+//! LocalPipelineRun): the run's params, the Pipeline's defaults and wiring, each Task's steps
+//! with the env the Task sets, the binaries of bin-dir standing for the images. Used by
+//! scripts/pipeline-local.sh. Prints each task's results, `TASK.RESULT=VALUE`, on stdout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use modelcar_testkit::tekton::{
+    image_binaries, load_pipeline, load_task, LocalPipelineRun, LocalTaskRun,
+};
+
+const USAGE: &str = "usage: tekton-local --pipeline FILE --tasks DIR --bin-dir DIR --work DIR
+    [--param NAME=VALUE]... [--workspace NAME=DIR]... [--mount POD_PATH=DIR]...
+    [--secret-env NAME/KEY=ENV_VAR]... [--stop-after TASK]";
+
+fn main() -> ExitCode {
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tekton-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
+    let mut flags: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let name = flag.strip_prefix("--").ok_or(USAGE)?;
+        let value = it.next().ok_or(USAGE)?;
+        flags.entry(name).or_default().push(value);
+    }
+    let one = |name: &str| -> Result<&str, String> {
+        match flags.get(name).map(Vec::as_slice) {
+            Some([v]) => Ok(v),
+            _ => Err(format!("--{name} once\n{USAGE}")),
+        }
+    };
+    let pairs = |name: &str| -> Result<Vec<(String, String)>, String> {
+        let values = flags.get(name).cloned().unwrap_or_default();
+        values
+            .iter()
+            .map(|v| {
+                let (k, v) = v.split_once('=').ok_or(format!("--{name} {v}: no '='"))?;
+                Ok((k.to_string(), v.to_string()))
+            })
+            .collect()
+    };
+    let pipeline = load_pipeline(Path::new(one("pipeline")?));
+    let tasks = std::fs::read_dir(one("tasks")?)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| load_task(&e.path()))
+        .map(|t| (t.metadata.name.clone(), t))
+        .collect();
+    let bin_dir = PathBuf::from(one("bin-dir")?);
+    let names = [
+        "fetch-model",
+        "fix-perms",
+        "build-push",
+        "mirror",
+        "register",
+        "deploy",
+    ];
+    let programs: Vec<(&str, PathBuf)> = names.iter().map(|n| (*n, bin_dir.join(n))).collect();
+    let programs: Vec<(&str, &Path)> = programs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let mut secrets = BTreeMap::new();
+    // A secret's value comes from this process's environment, never from its arguments,
+    // which every process on the machine can read.
+    for (name_key, var) in pairs("secret-env")? {
+        let (name, key) = name_key
+            .split_once('/')
+            .ok_or(format!("--secret-env {name_key}: NAME/KEY"))?;
+        if let Ok(value) = std::env::var(&var) {
+            secrets.insert((name.to_string(), key.to_string()), value);
+        }
+    }
+    let run = LocalPipelineRun {
+        params: pairs("param")?.into_iter().collect(),
+        workspaces: pairs("workspace")?
+            .into_iter()
+            .map(|(k, v)| (k, PathBuf::from(v)))
+            .collect(),
+        pod: LocalTaskRun {
+            secrets,
+            mounts: pairs("mount")?
+                .into_iter()
+                .map(|(k, v)| (k, PathBuf::from(v)))
+                .collect(),
+            binaries: image_binaries(&programs),
+            show_logs: true,
+            ..LocalTaskRun::default()
+        },
+        root: PathBuf::from(one("work")?),
+        stop_after: flags
+            .get("stop-after")
+            .and_then(|v| v.first())
+            .map(|s| s.to_string()),
+    };
+    for (task, results) in run.run(&pipeline, &tasks)? {
+        eprintln!("tekton-local: {task} succeeded");
+        for (name, value) in results {
+            println!("{task}.{name}={value}");
+        }
+    }
+    Ok(())
+}
