@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::local_run::LocalTaskRun;
+use super::local_run::{string_param, LocalTaskRun};
 use super::types::{ParamValue, Pipeline, PipelineTask, Task};
 use super::vars::{reference, substitute, Reference};
 
@@ -93,13 +93,7 @@ impl LocalPipelineRun {
 
     fn variable(&self, pipeline: &Pipeline, done: &TaskResults, expr: &str) -> Option<String> {
         match reference(expr)? {
-            Reference::Param(name) => self.params.get(name).cloned().or_else(|| {
-                let spec = pipeline.spec.params.iter().find(|p| p.name == name)?;
-                match spec.default.as_ref()? {
-                    ParamValue::String(s) => Some(s.clone()),
-                    _ => None,
-                }
-            }),
+            Reference::Param(name) => string_param(&self.params, &pipeline.spec.params, name),
             Reference::TaskResult { task, result } => {
                 let (_, results) = done.iter().find(|(n, _)| n == task)?;
                 results.get(result).cloned()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use super::types::{ParamValue, Step, Task};
+use super::types::{ParamSpec, ParamValue, Step, Task};
 use super::vars::{reference, substitute, Reference};
 
 /// Where Tekton writes results in every step container.
@@ -135,13 +135,7 @@ impl LocalTaskRun {
     /// What Tekton puts for `expr` in this run; `None` for what it does not know.
     fn variable(&self, task: &Task, expr: &str) -> Option<String> {
         match reference(expr)? {
-            Reference::Param(name) => self.params.get(name).cloned().or_else(|| {
-                let spec = task.spec.params.iter().find(|p| p.name == name)?;
-                match spec.default.as_ref()? {
-                    ParamValue::String(s) => Some(s.clone()),
-                    _ => None,
-                }
-            }),
+            Reference::Param(name) => string_param(&self.params, &task.spec.params, name),
             Reference::Workspace { name, attr } => {
                 let declared = task.spec.workspaces.iter().find(|w| w.name == name)?;
                 let bound = self.workspaces.contains_key(name);
@@ -174,6 +168,21 @@ impl LocalTaskRun {
         }
         value.to_string()
     }
+}
+
+/// A string param's value in a run: the one `given`, else the default its spec declares.
+pub(super) fn string_param(
+    given: &BTreeMap<String, String>,
+    specs: &[ParamSpec],
+    name: &str,
+) -> Option<String> {
+    given.get(name).cloned().or_else(|| {
+        let spec = specs.iter().find(|p| p.name == name)?;
+        match spec.default.as_ref()? {
+            ParamValue::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// Where Tekton mounts a workspace: its `mountPath`, else `/workspace/<name>`.
