@@ -13,13 +13,21 @@ use std::sync::{Mutex, OnceLock};
 /// does, so this file is trusted only when it is there.
 pub const SERVICE_CA_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/service-ca.crt";
 
-/// The CA sources of one run.
+/// The CA sources of one run, in the order they are read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trust {
-    /// Named by the user: each must be there and hold certificates.
-    pub required: Vec<PathBuf>,
-    /// Trusted when present; a missing one is logged once at debug level and skipped.
-    pub if_present: Vec<PathBuf>,
+    pub sources: Vec<CaSource>,
+}
+
+/// One file or directory of CA certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaSource {
+    pub path: PathBuf,
+    /// The flag that gave it, named in every error about it.
+    pub flag: &'static str,
+    /// Named by the user: it must be there and hold certificates. Otherwise it is trusted
+    /// when present, and a missing one is logged once at debug level and skipped.
+    pub required: bool,
 }
 
 /// Which service CA to trust.
@@ -58,29 +66,32 @@ pub enum TrustError {
 impl Trust {
     /// `ca_file` as the user named it (`None`: not named), and the service CA.
     pub fn from_flags(ca_file: Option<PathBuf>, service_ca: ServiceCa) -> Self {
-        let mut trust = Trust {
-            required: ca_file.into_iter().collect(),
-            if_present: Vec::new(),
+        let named = |path, flag| CaSource {
+            path,
+            flag,
+            required: true,
         };
+        let mut sources: Vec<CaSource> =
+            ca_file.map(|p| named(p, "--ca-file")).into_iter().collect();
         match service_ca {
-            ServiceCa::Default => trust.if_present.push(PathBuf::from(SERVICE_CA_FILE)),
-            ServiceCa::Named(path) => trust.required.push(path),
+            ServiceCa::Default => sources.push(CaSource {
+                required: false,
+                ..named(PathBuf::from(SERVICE_CA_FILE), "--service-ca-file")
+            }),
+            ServiceCa::Named(path) => sources.push(named(path, "--service-ca-file")),
             ServiceCa::None => {}
         }
-        trust
+        Trust { sources }
     }
 
     /// Every certificate of every source that is there, in order.
     pub fn certificates(&self) -> Result<Vec<reqwest::Certificate>, TrustError> {
         let mut certs = Vec::new();
-        for path in &self.required {
-            certs.extend(read_source(path, "--ca-file")?);
-        }
-        for path in &self.if_present {
-            if path.exists() {
-                certs.extend(read_source(path, "--service-ca-file")?);
+        for source in &self.sources {
+            if source.required || source.path.exists() {
+                certs.extend(read_source(&source.path, source.flag)?);
             } else {
-                log_missing_once(path);
+                log_missing_once(&source.path);
             }
         }
         Ok(certs)
@@ -168,13 +179,24 @@ mod tests {
     #[test]
     fn the_default_service_ca_is_optional_and_a_named_one_is_required() {
         let default = Trust::from_flags(None, ServiceCa::Default);
-        assert_eq!(default.if_present, [PathBuf::from(SERVICE_CA_FILE)]);
-        assert!(default.required.is_empty());
+        let service_ca = CaSource {
+            path: PathBuf::from(SERVICE_CA_FILE),
+            flag: "--service-ca-file",
+            required: false,
+        };
+        assert_eq!(default.sources, [service_ca]);
         let none = Trust::from_flags(None, ServiceCa::None);
         assert_eq!(none, Trust::default());
         let named = Trust::from_flags(Some("a.pem".into()), ServiceCa::Named("b.crt".into()));
-        assert_eq!(named.required, [PathBuf::from("a.pem"), "b.crt".into()]);
-        assert!(named.if_present.is_empty());
+        let paths: Vec<_> = named.sources.iter().map(|s| (&s.path, s.flag)).collect();
+        assert_eq!(
+            paths,
+            [
+                (&PathBuf::from("a.pem"), "--ca-file"),
+                (&PathBuf::from("b.crt"), "--service-ca-file")
+            ]
+        );
+        assert!(named.sources.iter().all(|s| s.required));
     }
 
     #[test]
@@ -182,13 +204,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("service-ca.crt");
         let optional = Trust {
-            required: vec![],
-            if_present: vec![missing.clone()],
+            sources: vec![CaSource {
+                path: missing.clone(),
+                flag: "--service-ca-file",
+                required: false,
+            }],
         };
         assert!(optional.certificates().unwrap().is_empty());
         let named = Trust::from_flags(Some(missing.clone()), ServiceCa::None);
         let err = named.certificates().unwrap_err().to_string();
         assert_eq!(err, format!("cannot read --ca-file {}", missing.display()));
+        // A service CA the user named is blamed on the flag that named it.
+        let named = Trust::from_flags(None, ServiceCa::Named(missing.clone()));
+        let err = named.certificates().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("cannot read --service-ca-file {}", missing.display())
+        );
     }
 
     #[test]
