@@ -42,7 +42,7 @@ pub struct TransferArgs {
     pub retries: u32,
 
     #[command(flatten)]
-    pub trust: super::TrustArgs,
+    pub trust: super::trust_args::TrustArgs,
 
     /// Seconds between progress lines on stderr.
     #[arg(long, env = "MODELCAR_PROGRESS_INTERVAL", default_value_t = 5)]
