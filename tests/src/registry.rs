@@ -196,8 +196,8 @@ impl Registry {
         while Instant::now() < deadline {
             // Over TLS, the plain-HTTP ping is answered 400 ("HTTP request to an HTTPS
             // server"): an answer all the same.
-            let ready = if self.tls { 400 } else { 200 };
-            if matches!(self.ping(None), Ok(200 | 401)) || self.ping(None).ok() == Some(ready) {
+            let status = self.ping(None).ok();
+            if matches!(status, Some(200 | 401)) || (self.tls && status == Some(400)) {
                 return;
             }
             sleep(Duration::from_millis(25));
