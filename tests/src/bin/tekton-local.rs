@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use modelcar_testkit::tekton::{
-    image_binaries, load_pipeline, load_task, LocalPipelineRun, LocalTaskRun,
-};
+use modelcar_testkit::tekton::{load_pipeline, load_task, LocalPipelineRun, LocalTaskRun, Task};
 
 const USAGE: &str = "usage: tekton-local --pipeline FILE --tasks DIR --bin-dir DIR --work DIR
     [--param NAME=VALUE]... [--workspace NAME=DIR]... [--mount POD_PATH=DIR]...
@@ -50,23 +48,23 @@ fn run(args: Vec<String>) -> Result<(), String> {
             .collect()
     };
     let pipeline = load_pipeline(Path::new(one("pipeline")?));
-    let tasks = std::fs::read_dir(one("tasks")?)
+    let tasks: BTreeMap<String, Task> = std::fs::read_dir(one("tasks")?)
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
         .map(|e| load_task(&e.path()))
         .map(|t| (t.metadata.name.clone(), t))
         .collect();
+    // Each step's command names its binary's path in the image; bin-dir holds the same names.
     let bin_dir = PathBuf::from(one("bin-dir")?);
-    let names = [
-        "fetch-model",
-        "fix-perms",
-        "build-push",
-        "mirror",
-        "register",
-        "deploy",
-    ];
-    let programs: Vec<(&str, PathBuf)> = names.iter().map(|n| (*n, bin_dir.join(n))).collect();
-    let programs: Vec<(&str, &Path)> = programs.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let binaries = tasks
+        .values()
+        .flat_map(|t| &t.spec.steps)
+        .filter_map(|step| step.command.first())
+        .filter_map(|command| {
+            let name = Path::new(command).file_name()?;
+            Some((command.clone(), bin_dir.join(name)))
+        })
+        .collect();
     let mut secrets = BTreeMap::new();
     // A secret's value comes from this process's environment, never from its arguments,
     // which every process on the machine can read.
@@ -90,7 +88,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 .into_iter()
                 .map(|(k, v)| (k, PathBuf::from(v)))
                 .collect(),
-            binaries: image_binaries(&programs),
+            binaries,
             show_logs: true,
             ..LocalTaskRun::default()
         },

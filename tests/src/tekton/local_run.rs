@@ -193,21 +193,13 @@ fn workspace_mount_path(declared: &super::types::WorkspaceDeclaration) -> String
         .unwrap_or_else(|| format!("/workspace/{}", declared.name))
 }
 
-/// The binaries a step may name: `/usr/local/bin/<name>` (where every image of
-/// containerfiles/ puts its binary) for each (name, program here).
-pub fn image_binaries(names: &[(&str, &Path)]) -> BTreeMap<String, PathBuf> {
-    names
-        .iter()
-        .map(|(name, path)| (format!("/usr/local/bin/{name}"), path.to_path_buf()))
-        .collect()
-}
-
 impl LocalTaskRun {
     /// A run of a Task whose steps run `binary` (the program at `path`), with its results and
     /// HOME under `root`; params, workspaces and secrets are the test's to add.
     pub fn of_binary(binary: &str, path: &Path, root: &Path) -> Self {
         Self {
-            binaries: image_binaries(&[(binary, path)]),
+            // Where every image of containerfiles/ puts its binary.
+            binaries: BTreeMap::from([(format!("/usr/local/bin/{binary}"), path.to_path_buf())]),
             results_dir: root.join("tekton-results"),
             home: root.join("home"),
             ..Self::default()

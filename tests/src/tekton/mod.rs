@@ -24,7 +24,7 @@ pub use controller::{controller_problems, optional_workspace_problems, SERVICE_A
 pub use k8s::*;
 pub use load::{load_pipeline, load_task, parse_pipeline, parse_task};
 pub use local_pipeline::{LocalPipelineRun, TaskResults};
-pub use local_run::{config_map_volume, image_binaries, LocalTaskRun, StepOutcome, RESULTS_DIR};
+pub use local_run::{config_map_volume, LocalTaskRun, StepOutcome, RESULTS_DIR};
 pub use run::*;
 pub use types::*;
 
