@@ -62,7 +62,9 @@ build_image() {
     "${tool[@]}" rm "$ctr" >/dev/null
   else
     "${tool[@]}" build -q -f "containerfiles/$b.Containerfile" -t "$image" "$ctx" >/dev/null
-    "${tool[@]}" run --rm "$image" --version
+    local flags=()
+    [ "${tool[0]}" = podman ] && read -ra flags <<<"$(podman_run_flags | tr '\n' ' ')"
+    "${tool[@]}" run --rm "${flags[@]}" "$image" --version
   fi
 }
 

@@ -16,6 +16,19 @@ build_static_bins() {
     --target "$static_target" "${packages[@]}" -p modelcar-testkit --bins >&2
 }
 
+# podman_run_flags: the `podman run` flags that start a container on any machine we run on.
+# Some sandboxes (CI's among them) refuse to raise a hard rlimit even to root, while podman
+# asks for 1048576 open files: so ask for this shell's own hard limits, and no more processes
+# than pid_max, which podman caps its own limit at. crun 1.8 refuses hybrid cgroup mounts,
+# which runc takes: so runc where it is installed (scripts/test.sh installs it).
+podman_run_flags() {
+  local nproc pid_max
+  nproc=$(ulimit -Hu) pid_max=$(cat /proc/sys/kernel/pid_max)
+  if [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; then nproc=$pid_max; fi
+  command -v runc >/dev/null && echo --runtime runc
+  echo --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit "nproc=$nproc:$nproc"
+}
+
 # The workspace's version, which the images are tagged with.
 modelcar_version() {
   sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1

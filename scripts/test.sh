@@ -14,7 +14,7 @@ sudo=""
 # The servers and independent readers the tests run against. busybox-static gives the test
 # base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs);
 # buildah builds the step images for test-bundle.sh.
-install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah
+install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah runc
 
 # Independent Python readers: the official Model Registry client (reads back what register
 # writes), the reference JSON Schema validator (checks the ModelPack config against the
