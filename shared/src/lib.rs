@@ -15,6 +15,7 @@ pub mod progress;
 pub mod registry;
 pub mod selection;
 pub mod state_file;
+pub mod tls;
 pub mod transfer;
 pub mod trust;
 pub mod workspace;

@@ -6,15 +6,17 @@ use modelcar_shared::digest::sha256_digest;
 use modelcar_shared::registry::{ConnectOptions, Reference, RegistryClient, RegistryError};
 use modelcar_testkit::Registry;
 
-fn client(registry: &Registry, repo: &str) -> RegistryClient {
+async fn client(registry: &Registry, repo: &str) -> RegistryClient {
     let reference = Reference::parse(&format!("{}/{repo}:t", registry.host())).unwrap();
-    RegistryClient::for_push(&reference, &[], &ConnectOptions::default()).unwrap()
+    RegistryClient::for_push(&reference, &[], &ConnectOptions::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
 async fn blobs_go_up_in_chunks_and_come_back() {
     let registry = Registry::start();
-    let c = client(&registry, "org/blobs");
+    let c = client(&registry, "org/blobs").await;
     let data = Bytes::from(vec![7u8; 3000]);
     let digest = sha256_digest(&data);
     assert_eq!(c.blob_size(&digest).await.unwrap(), None);
@@ -43,7 +45,7 @@ async fn blobs_go_up_in_chunks_and_come_back() {
     assert_eq!(back, data);
 
     // Mounted into another repository of the same registry: no bytes sent.
-    let other = client(&registry, "org/other");
+    let other = client(&registry, "org/other").await;
     assert!(other
         .mount_blob(&digest, "org/blobs")
         .await
@@ -55,7 +57,7 @@ async fn blobs_go_up_in_chunks_and_come_back() {
 #[tokio::test]
 async fn an_unknown_upload_session_reads_as_forgotten() {
     let registry = Registry::start();
-    let c = client(&registry, "org/blobs");
+    let c = client(&registry, "org/blobs").await;
     let mut session = c.start_upload().await.unwrap();
     assert_eq!(c.upload_offset(&mut session).await.unwrap(), Some(0));
     let mut forgotten = session.clone();
@@ -68,7 +70,7 @@ async fn an_unknown_upload_session_reads_as_forgotten() {
 #[tokio::test]
 async fn a_wrong_digest_is_refused_by_the_registry() {
     let registry = Registry::start();
-    let c = client(&registry, "org/blobs");
+    let c = client(&registry, "org/blobs").await;
     let mut session = c.start_upload().await.unwrap();
     c.upload_chunk(&mut session, reqwest::Body::from("abc"), 3, true)
         .await
@@ -87,7 +89,7 @@ async fn a_wrong_digest_is_refused_by_the_registry() {
 #[tokio::test]
 async fn a_rejected_manifest_shows_the_registry_error_body() {
     let registry = Registry::start();
-    let c = client(&registry, "org/model");
+    let c = client(&registry, "org/model").await;
     let missing = sha256_digest(b"never uploaded");
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{missing}","size":14}},"layers":[]}}"#

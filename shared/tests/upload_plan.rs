@@ -17,9 +17,11 @@ use modelcar_testkit::Registry;
 /// Over GHCR's 4 MiB cap on a ranged request and ECR's 5 MiB floor on a part.
 const CHUNK: u64 = 6 << 20;
 
-fn client(host: &str, repo: &str) -> RegistryClient {
+async fn client(host: &str, repo: &str) -> RegistryClient {
     let reference = Reference::parse(&format!("{host}/{repo}:t")).unwrap();
-    RegistryClient::for_push(&reference, &[], &ConnectOptions::default()).unwrap()
+    RegistryClient::for_push(&reference, &[], &ConnectOptions::default())
+        .await
+        .unwrap()
 }
 
 /// Bytes no registry could guess or compress away: three chunks and a bit.
@@ -52,7 +54,7 @@ async fn method_after_one_blob(personality: Personality, source: &RegistryClient
     );
     let registry = SpecRegistry::start_as(personality);
     let dest = Destination::registry(
-        client(&registry.host(), "org/model"),
+        client(&registry.host(), "org/model").await,
         UploadMethod::Chunked(CHUNK),
     );
     let producer = RemoteBlob {
@@ -83,7 +85,7 @@ async fn method_after_one_blob(personality: Personality, source: &RegistryClient
 #[tokio::test]
 async fn each_registry_keeps_chunks_or_falls_back_to_one_request_per_blob() {
     let source_registry = Registry::start();
-    let source = client(&source_registry.host(), "org/source");
+    let source = client(&source_registry.host(), "org/source").await;
     let chunked = UploadMethod::Chunked(CHUNK);
     let expected = [
         (Personality::Distribution3, chunked),

@@ -67,7 +67,9 @@ pub async fn resolve(
         image: image.clone(),
         detail,
     };
-    let client = RegistryClient::for_pull(&reference, connect).map_err(registry_error)?;
+    let client = RegistryClient::for_pull(&reference, connect)
+        .await
+        .map_err(registry_error)?;
 
     let mut raw = client
         .get_manifest(reference.manifest_ref(), &oci::MANIFEST_TYPES)

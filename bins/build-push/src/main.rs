@@ -116,6 +116,11 @@ struct Args {
     #[arg(long, env = "MODELCAR_BASE_INSECURE")]
     base_insecure: bool,
 
+    /// A directory of certificates for the base image's registry (as --cert-dir is for DEST's),
+    /// when it is not one of DEST's (it gets --cert-dir when it is).
+    #[arg(long, env = "MODELCAR_BASE_CERT_DIR", value_name = "DIR")]
+    base_cert_dir: Option<PathBuf>,
+
     #[command(flatten)]
     transfer: TransferArgs,
 
@@ -206,6 +211,11 @@ fn options(args: &Args) -> anyhow::Result<build_push::Options> {
             .base_plain_http
             .or(base_on_dest.then_some(args.dest.plain_http).flatten()),
         insecure: args.base_insecure || (base_on_dest && args.dest.insecure),
+        cert_dir: args
+            .base_cert_dir
+            .clone()
+            .or(base_on_dest.then(|| args.dest.cert_dir.clone()).flatten()),
+        flag_prefix: "base-",
         ..connect.clone()
     };
     let cache_path = match args.no_cache {

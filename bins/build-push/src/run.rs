@@ -30,7 +30,7 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
     let (tree, hub) = scan_model(&opts).await?;
     let base = base::resolve(&opts.base, &opts.platform, &opts.base_connect).await?;
     let layers = plan_model(&opts, tree, base.layers.len())?;
-    let dests = open_destinations(&opts, &base)?;
+    let dests = open_destinations(&opts, &base).await?;
     let dests: Vec<&Destination> = dests.iter().collect();
     let targets = Targets {
         specs: &opts.dests,
@@ -99,17 +99,19 @@ pub async fn run(opts: Options) -> Result<PushReport, BuildError> {
 }
 
 /// Every destination, opened; a registry one may mount the base's layers from its repository.
-fn open_destinations(opts: &Options, base: &BaseImage) -> Result<Vec<Destination>, BuildError> {
+async fn open_destinations(
+    opts: &Options,
+    base: &BaseImage,
+) -> Result<Vec<Destination>, BuildError> {
     let mount_from: Vec<String> = base
         .source
         .iter()
         .map(|s| s.reference.repository.clone())
         .collect();
-    let opened = opts
-        .dests
-        .iter()
-        .map(|d| Destination::open(d, &mount_from, &opts.connect, opts.upload_method))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut opened = Vec::with_capacity(opts.dests.len());
+    for dest in &opts.dests {
+        opened.push(Destination::open(dest, &mount_from, &opts.connect, opts.upload_method).await?);
+    }
     Ok(opened)
 }
 

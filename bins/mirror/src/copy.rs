@@ -41,10 +41,10 @@ pub async fn copy_to_all(
     dests: &[Reference],
     settings: &CopySettings<'_>,
 ) -> Result<Vec<DestReport>, MirrorError> {
-    let targets = dests
-        .iter()
-        .map(|d| open(source, d, settings))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut targets = Vec::with_capacity(dests.len());
+    for dest in dests {
+        targets.push(open(source, dest, settings).await?);
+    }
     let names: Vec<String> = dests.iter().map(Reference::to_string).collect();
     let blob_outcomes = copy_blobs(source, &targets, &names.join(", "), settings).await?;
     let mut reports = Vec::with_capacity(targets.len());
@@ -55,7 +55,7 @@ pub async fn copy_to_all(
     Ok(reports)
 }
 
-fn open<'a>(
+async fn open<'a>(
     source: &SourceImage,
     dest: &'a Reference,
     settings: &CopySettings<'_>,
@@ -66,12 +66,12 @@ fn open<'a>(
     } else {
         Vec::new()
     };
-    let client = RegistryClient::for_push(dest, &mount_from, settings.connect).map_err(|e| {
-        MirrorError::Dest {
+    let client = RegistryClient::for_push(dest, &mount_from, settings.connect)
+        .await
+        .map_err(|e| MirrorError::Dest {
             image: dest.to_string(),
             source: e,
-        }
-    })?;
+        })?;
     Ok(Target {
         reference: dest,
         dest: Destination::registry(client.clone(), settings.upload_method),

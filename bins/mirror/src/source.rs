@@ -29,7 +29,9 @@ pub async fn resolve(
         image: reference.to_string(),
         source: e,
     };
-    let client = RegistryClient::for_pull(reference, connect).map_err(source_error)?;
+    let client = RegistryClient::for_pull(reference, connect)
+        .await
+        .map_err(source_error)?;
     let mut top = client
         .get_manifest(reference.manifest_ref(), &oci::MANIFEST_TYPES)
         .await

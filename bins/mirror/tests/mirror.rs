@@ -44,20 +44,22 @@ async fn build_index(model: &Path, registry: &Registry, repo: &str) -> String {
         r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
         entries.join(",")
     );
-    let client = client(registry, repo);
+    let client = client(registry, repo).await;
     client
         .put_manifest("v1", OCI_INDEX, Bytes::from(index))
         .await
         .unwrap()
 }
 
-fn client(registry: &Registry, repo: &str) -> RegistryClient {
+async fn client(registry: &Registry, repo: &str) -> RegistryClient {
     let reference = Reference::parse(&format!("{}/{repo}:v1", registry.host())).unwrap();
-    RegistryClient::for_push(&reference, &[], &ConnectOptions::default()).unwrap()
+    RegistryClient::for_push(&reference, &[], &ConnectOptions::default())
+        .await
+        .unwrap()
 }
 
 async fn raw_manifest(registry: &Registry, repo: &str, digest: &str) -> Bytes {
-    client(registry, repo)
+    client(registry, repo).await
         .get_manifest(digest, &modelcar_shared::oci::MANIFEST_TYPES)
         .await
         .unwrap()

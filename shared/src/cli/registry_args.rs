@@ -70,8 +70,12 @@ pub struct SideFlags {
     /// default (plain HTTP only for localhost and loopback addresses).
     pub plain_http: Option<bool>,
     pub insecure: bool,
+    /// The side's certs.d-style directory (`--cert-dir`), instead of the usual places.
+    pub cert_dir: Option<PathBuf>,
     /// How the side's credential flag is spelled, for errors (`--creds`, `--src-creds`).
     pub flag: &'static str,
+    /// How the side's flags begin (`""`, `src-`, `dest-`).
+    pub prefix: &'static str,
 }
 
 impl SideFlags {
@@ -101,6 +105,8 @@ impl SideFlags {
             trust: transfer.trust.trust(),
             insecure: self.insecure || insecure,
             retries: transfer.retries,
+            cert_dir: self.cert_dir.clone(),
+            flag_prefix: self.prefix,
         })
     }
 }
@@ -162,8 +168,9 @@ macro_rules! side_args {
             pub authfile: Option<PathBuf>,
 
             #[arg(
-                help = concat!("Plain HTTP to ", $whom, " (the default for localhost and loopback \
-                addresses, as in docker); =false speaks TLS to them even there."),
+                help = concat!("Plain HTTP to ", $whom, "; =false: TLS, always. Without it, \
+                TLS, except to a localhost or loopback address that answers TLS with plain \
+                HTTP (docker's rule)."),
                 id = concat!($prefix, "plain_http"),
                 long = concat!($prefix, "plain-http"),
                 env = concat!("MODELCAR_", $env, "PLAIN_HTTP"),
@@ -173,6 +180,20 @@ macro_rules! side_args {
                 default_missing_value = "true"
             )]
             pub plain_http: Option<bool>,
+
+            #[arg(
+                help = concat!("A directory of certificates for ", $whom, ", instead of the \
+                registry's directory under ~/.config/containers/certs.d, \
+                /etc/containers/certs.d or /etc/docker/certs.d (the first that exists, as \
+                podman does): *.crt files are CAs, NAME.cert with NAME.key a client \
+                certificate (docker's ca.crt, client.cert, client.key). Trusted besides the \
+                system's CAs and --ca-file's."),
+                id = concat!($prefix, "cert_dir"),
+                long = concat!($prefix, "cert-dir"),
+                env = concat!("MODELCAR_", $env, "CERT_DIR"),
+                value_name = "DIR"
+            )]
+            pub cert_dir: Option<PathBuf>,
 
             #[arg(
                 help = concat!("Do not verify the TLS certificates of ", $whom, "."),
@@ -192,7 +213,9 @@ macro_rules! side_args {
                     authfile: self.authfile.clone(),
                     plain_http: self.plain_http,
                     insecure: self.insecure,
+                    cert_dir: self.cert_dir.clone(),
                     flag: concat!("--", $prefix, "creds"),
+                    prefix: $prefix,
                 }
             }
         }

@@ -42,6 +42,12 @@ pub struct ConnectOptions {
     pub insecure: bool,
     /// Retries of a request that failed in a way that may pass (connection, 5xx, 429).
     pub retries: u32,
+    /// The registry's certificate directory, named by `--cert-dir`; `None`: looked up in
+    /// certs.d, as podman and docker do ([`crate::tls::cert_dir`]).
+    pub cert_dir: Option<std::path::PathBuf>,
+    /// How this side's TLS flags begin (`""`, `base-`, `src-`, `dest-`), for the fix an
+    /// error names.
+    pub flag_prefix: &'static str,
 }
 
 impl Default for ConnectOptions {
@@ -52,6 +58,8 @@ impl Default for ConnectOptions {
             trust: Default::default(),
             insecure: false,
             retries: DEFAULT_RETRIES,
+            cert_dir: None,
+            flag_prefix: "",
         }
     }
 }
@@ -77,12 +85,13 @@ pub(super) struct Inner {
     pub(super) repo_url: Url,
     pub(super) auth: Auth,
     retries: u32,
+    flag_prefix: &'static str,
 }
 
 impl RegistryClient {
     /// A client for `reference`'s repository, with push and pull rights, plus pull rights on
     /// `mount_from` repositories of the same registry (for cross-repository blob mounts).
-    pub fn for_push(
+    pub async fn for_push(
         reference: &Reference,
         mount_from: &[String],
         opts: &ConnectOptions,
@@ -93,23 +102,25 @@ impl RegistryClient {
                 .iter()
                 .map(|repo| format!("repository:{repo}:pull")),
         );
-        Self::new(reference, scopes, opts)
+        Self::new(reference, scopes, opts).await
     }
 
     /// A client that only reads `reference`'s repository.
-    pub fn for_pull(reference: &Reference, opts: &ConnectOptions) -> Result<Self, RegistryError> {
+    pub async fn for_pull(
+        reference: &Reference,
+        opts: &ConnectOptions,
+    ) -> Result<Self, RegistryError> {
         let scopes = vec![format!("repository:{}:pull", reference.repository)];
-        Self::new(reference, scopes, opts)
+        Self::new(reference, scopes, opts).await
     }
 
-    fn new(
+    async fn new(
         reference: &Reference,
         scopes: Vec<String>,
         opts: &ConnectOptions,
     ) -> Result<Self, RegistryError> {
-        let http = http_client(opts)?;
-        let plain = opts.plain_http.unwrap_or_else(|| reference.is_localhost());
-        let scheme = if plain { "http" } else { "https" };
+        let http = http_client(reference, opts)?;
+        let scheme = super::tls::scheme(&http, reference, opts.plain_http).await;
         let repo_url = Url::parse(&format!(
             "{scheme}://{}/v2/{}/",
             reference.api_host(),
@@ -132,6 +143,7 @@ impl RegistryClient {
                 repo_url,
                 auth,
                 retries: opts.retries,
+                flag_prefix: opts.flag_prefix,
             }),
         })
     }
@@ -345,7 +357,10 @@ impl RegistryClient {
                     self.unexpected(action, status, resp).await
                 }
                 Ok(resp) => return Ok(resp),
-                Err(source) => self.unreachable(action, source),
+                Err(source) => match crate::tls::tls_problem(&source) {
+                    Some(problem) => return Err(self.tls_failure(action, &source, problem).await),
+                    None => self.unreachable(action, source),
+                },
             };
             if attempt >= attempts {
                 return Err(RegistryError::RetriesExhausted {
@@ -365,6 +380,16 @@ impl RegistryClient {
             action: action.into(),
             source,
         }
+    }
+
+    async fn tls_failure(
+        &self,
+        action: &str,
+        source: &reqwest::Error,
+        problem: crate::tls::TlsProblem,
+    ) -> RegistryError {
+        let url = source.url().unwrap_or(&self.inner.repo_url);
+        super::tls::failure(self.registry(), action, url, problem, self.inner.flag_prefix).await
     }
 
     pub(super) async fn rejected(&self, action: &str) -> RegistryError {
@@ -428,10 +453,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     header_str(headers, CONTENT_LENGTH).and_then(|v| v.parse().ok())
 }
 
-fn http_client(opts: &ConnectOptions) -> Result<reqwest::Client, RegistryError> {
+fn http_client(
+    reference: &Reference,
+    opts: &ConnectOptions,
+) -> Result<reqwest::Client, RegistryError> {
     let user_agent = concat!("modelcar/", env!("CARGO_PKG_VERSION"));
     let builder = crate::http::client_builder(user_agent, &opts.trust)
-        .map_err(RegistryError::Setup)?
+        .map_err(RegistryError::Setup)?;
+    let builder = super::tls::with_registry_certs(builder, reference, opts.cert_dir.as_deref())?
         // No overall timeout: a 50 GB layer takes as long as it takes. Stalls are caught by
         // the read timeout instead.
         .read_timeout(Duration::from_secs(300))

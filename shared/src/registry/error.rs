@@ -110,6 +110,24 @@ pub enum RegistryError {
         #[source]
         last: Box<RegistryError>,
     },
+    /// Not transient: nothing about a certificate changes by asking again.
+    #[error(
+        "TLS to registry {registry} failed ({action}): {problem}{}; {fix}",
+        certificate.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
+    )]
+    Tls {
+        registry: String,
+        action: String,
+        problem: crate::tls::TlsProblem,
+        certificate: Option<crate::tls::CertificateSummary>,
+        fix: String,
+    },
+    #[error("cannot use the certificates for registry {registry}")]
+    CertDir {
+        registry: String,
+        #[source]
+        source: crate::tls::CertDirError,
+    },
     #[error(transparent)]
     Credentials(#[from] CredentialError),
     #[error("cannot set up the HTTP client: {0}")]

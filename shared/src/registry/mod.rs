@@ -7,6 +7,7 @@ pub mod credentials;
 mod error;
 pub mod range;
 pub mod reference;
+mod tls;
 mod upload;
 
 pub use client::{ConnectOptions, RawManifest, RegistryClient, DEFAULT_RETRIES};

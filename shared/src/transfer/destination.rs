@@ -63,7 +63,7 @@ impl Pending {
 }
 
 impl Destination {
-    pub fn open(
+    pub async fn open(
         spec: &DestSpec,
         mount_from: &[String],
         connect: &ConnectOptions,
@@ -71,7 +71,7 @@ impl Destination {
     ) -> Result<Self, DestError> {
         match spec {
             DestSpec::Registry(reference) => Ok(Self::registry(
-                RegistryClient::for_push(reference, mount_from, connect)?,
+                RegistryClient::for_push(reference, mount_from, connect).await?,
                 method,
             )),
             DestSpec::Layout { dir, .. } => Ok(Self::Layout(OciLayout::create(dir)?)),
