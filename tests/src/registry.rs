@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::http::get_status;
-use crate::tls::TestCa;
+use crate::tls::{CertPair, TestCa};
 use crate::token_server::{self, TokenServer};
 use crate::tools::{free_port, require_tool};
 
@@ -80,10 +80,18 @@ impl Registry {
     /// An open registry serving TLS only, with a certificate `ca` issued (distribution's
     /// `http.tls`), as every registry users push to does.
     pub fn start_tls(ca: &TestCa) -> Self {
+        Self::start_tls_with(ca.server_pair(), None)
+    }
+
+    /// An open registry serving TLS with `pair` (one for other names, an expired one), and
+    /// demanding a client certificate `client_ca` issued when there is one
+    /// (`http.tls.clientcas`: distribution then requires and verifies one).
+    pub fn start_tls_with(pair: CertPair, client_ca: Option<&TestCa>) -> Self {
+        let tls = ServingTls { pair, client_ca };
         Self::start_program(
             require_tool("docker-registry"),
             RegistryAuth::None,
-            Some(ca),
+            Some(tls),
         )
     }
 
@@ -102,7 +110,7 @@ impl Registry {
         ))
     }
 
-    fn start_program(bin: PathBuf, auth: RegistryAuth, tls: Option<&TestCa>) -> Self {
+    fn start_program(bin: PathBuf, auth: RegistryAuth, tls: Option<ServingTls<'_>>) -> Self {
         let token_server = match &auth {
             RegistryAuth::Token {
                 user,
@@ -118,8 +126,9 @@ impl Registry {
         let port = free_port();
         let config = dir.path().join("config.yml");
         let mut yaml = config_yaml(dir.path(), port, &auth, token_server.as_ref());
-        if let Some(ca) = tls {
-            yaml.push_str(&tls_yaml(dir.path(), ca));
+        let serves_tls = tls.is_some();
+        if let Some(tls) = tls {
+            yaml.push_str(&tls_yaml(dir.path(), tls));
         }
         fs::write(&config, yaml).expect("cannot write registry config");
         let child = spawn(&bin, dir.path());
@@ -130,7 +139,7 @@ impl Registry {
             port,
             auth,
             token_server,
-            tls: tls.is_some(),
+            tls: serves_tls,
         };
         registry.wait_until_ready();
         registry
@@ -248,18 +257,28 @@ fn config_yaml(
     yaml
 }
 
-/// The `http.tls` lines (nested under `http:`, which `config_yaml` ends with): a certificate
-/// for localhost and 127.0.0.1 signed by `ca`, written into `dir`.
-fn tls_yaml(dir: &Path, ca: &TestCa) -> String {
-    let pair = ca.server_pair();
+/// How a registry serves TLS.
+struct ServingTls<'a> {
+    pair: CertPair,
+    client_ca: Option<&'a TestCa>,
+}
+
+/// The `http.tls` lines (nested under `http:`, which `config_yaml` ends with): the server's
+/// certificate and key, and the CA its clients' certificates must chain to, written into `dir`.
+fn tls_yaml(dir: &Path, tls: ServingTls<'_>) -> String {
     let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
-    fs::write(&cert, pair.cert_pem).expect("cannot write the server certificate");
-    fs::write(&key, pair.key_pem).expect("cannot write the server key");
-    format!(
+    fs::write(&cert, tls.pair.cert_pem).expect("cannot write the server certificate");
+    fs::write(&key, tls.pair.key_pem).expect("cannot write the server key");
+    let mut yaml = format!(
         "  tls:\n    certificate: {}\n    key: {}\n",
         cert.display(),
         key.display()
-    )
+    );
+    if let Some(client_ca) = tls.client_ca {
+        let path = client_ca.write_ca(dir, "client-ca.crt");
+        yaml.push_str(&format!("    clientcas:\n      - {}\n", path.display()));
+    }
+    yaml
 }
 
 /// The registry's `auth.token` section: challenge clients with `server`'s realm and trust

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::pki_types::pem::PemObject;
 
 /// The names every server certificate is valid for: how tests reach a server here.
@@ -16,10 +19,27 @@ pub struct TestCa {
     ca_pem: String,
 }
 
-/// A server's certificate chain and key, PEM.
-pub struct ServerPair {
+/// A certificate and its key, PEM.
+pub struct CertPair {
     pub cert_pem: String,
     pub key_pem: String,
+}
+
+impl CertPair {
+    /// Writes `dir/<name>.cert` and `dir/<name>.key`, as a certs.d directory holds a client
+    /// certificate.
+    pub fn write_client_files(&self, dir: &Path, name: &str) {
+        std::fs::write(dir.join(format!("{name}.cert")), &self.cert_pem).expect("write .cert");
+        std::fs::write(dir.join(format!("{name}.key")), &self.key_pem).expect("write .key");
+    }
+}
+
+/// `home/.config/containers/certs.d/<registry>`, made: where podman, skopeo and modelcar look
+/// for a registry's certificates for a user whose `$HOME` is `home` (containers-certs.d(5)).
+pub fn user_certs_d(home: &Path, registry: &str) -> PathBuf {
+    let dir = home.join(".config/containers/certs.d").join(registry);
+    std::fs::create_dir_all(&dir).expect("cannot make the certs.d directory");
+    dir
 }
 
 impl TestCa {
@@ -51,15 +71,44 @@ impl TestCa {
     }
 
     /// A server certificate for [`SERVER_NAMES`], signed by this CA.
-    pub fn server_pair(&self) -> ServerPair {
-        let key = KeyPair::generate().expect("server key");
-        let names: Vec<String> = SERVER_NAMES.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("server params");
+    pub fn server_pair(&self) -> CertPair {
+        self.server_pair_for(&SERVER_NAMES)
+    }
+
+    /// A server certificate valid only for `names`: a registry reached by another name.
+    pub fn server_pair_for(&self, names: &[&str]) -> CertPair {
+        self.issue(self.params(names))
+    }
+
+    /// A server certificate for [`SERVER_NAMES`] that expired in 2021.
+    pub fn expired_server_pair(&self) -> CertPair {
+        let mut params = self.params(&SERVER_NAMES);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        self.issue(params)
+    }
+
+    /// A client certificate named `name`, for a server that demands one (mTLS).
+    pub fn client_pair(&self, name: &str) -> CertPair {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.issue(params)
+    }
+
+    fn params(&self, names: &[&str]) -> CertificateParams {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("server params");
         params
             .distinguished_name
-            .push(DnType::CommonName, SERVER_NAMES[0]);
-        let cert = params.signed_by(&key, &self.issuer).expect("server cert");
-        ServerPair {
+            .push(DnType::CommonName, &names[0]);
+        params
+    }
+
+    fn issue(&self, params: CertificateParams) -> CertPair {
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("certificate");
+        CertPair {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         }

@@ -59,7 +59,8 @@ async fn client(registry: &Registry, repo: &str) -> RegistryClient {
 }
 
 async fn raw_manifest(registry: &Registry, repo: &str, digest: &str) -> Bytes {
-    client(registry, repo).await
+    client(registry, repo)
+        .await
         .get_manifest(digest, &modelcar_shared::oci::MANIFEST_TYPES)
         .await
         .unwrap()

@@ -389,7 +389,14 @@ impl RegistryClient {
         problem: crate::tls::TlsProblem,
     ) -> RegistryError {
         let url = source.url().unwrap_or(&self.inner.repo_url);
-        super::tls::failure(self.registry(), action, url, problem, self.inner.flag_prefix).await
+        super::tls::failure(
+            self.registry(),
+            action,
+            url,
+            problem,
+            self.inner.flag_prefix,
+        )
+        .await
     }
 
     pub(super) async fn rejected(&self, action: &str) -> RegistryError {
@@ -458,8 +465,8 @@ fn http_client(
     opts: &ConnectOptions,
 ) -> Result<reqwest::Client, RegistryError> {
     let user_agent = concat!("modelcar/", env!("CARGO_PKG_VERSION"));
-    let builder = crate::http::client_builder(user_agent, &opts.trust)
-        .map_err(RegistryError::Setup)?;
+    let builder =
+        crate::http::client_builder(user_agent, &opts.trust).map_err(RegistryError::Setup)?;
     let builder = super::tls::with_registry_certs(builder, reference, opts.cert_dir.as_deref())?
         // No overall timeout: a 50 GB layer takes as long as it takes. Stalls are caught by
         // the read timeout instead.

@@ -90,7 +90,12 @@ pub(super) async fn failure(
             _ => None,
         },
     };
-    let fix = fix(&problem, registry, url.host_str().unwrap_or(registry), prefix);
+    let fix = fix(
+        &problem,
+        registry,
+        url.host_str().unwrap_or(registry),
+        prefix,
+    );
     RegistryError::Tls {
         registry: registry.into(),
         action: action.into(),

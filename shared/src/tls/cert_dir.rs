@@ -154,13 +154,19 @@ mod tests {
     #[test]
     fn a_client_certificate_without_its_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(read_cert_dir(&dir.path().join("absent")).unwrap().cas.is_empty());
+        assert!(read_cert_dir(&dir.path().join("absent"))
+            .unwrap()
+            .cas
+            .is_empty());
         fs::write(dir.path().join("client.cert"), "x").unwrap();
         let err = read_cert_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("client.cert has no key client.key"), "{err}");
         fs::remove_file(dir.path().join("client.cert")).unwrap();
         fs::write(dir.path().join("client.key"), "x").unwrap();
         let err = read_cert_dir(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("client.key has no client certificate client.cert"), "{err}");
+        assert!(
+            err.contains("client.key has no client certificate client.cert"),
+            "{err}"
+        );
     }
 }

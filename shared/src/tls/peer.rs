@@ -41,7 +41,10 @@ impl std::fmt::Display for CertificateSummary {
 /// The certificate `host:port` presents, or `None` when it cannot be had (the server is gone,
 /// or speaks no TLS).
 pub async fn peer_certificate(host: &str, port: u16) -> Option<CertificateSummary> {
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     tokio::task::spawn_blocking(move || summarize(&handshake_certificate(&host, port)?))
         .await
         .ok()
@@ -105,7 +108,10 @@ struct Recorder(Mutex<Option<Vec<u8>>>);
 
 impl Recorder {
     fn recorded(&self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -119,7 +125,9 @@ impl ServerCertVerifier for Recorder {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(end_entity.to_vec());
-        Err(rustls::Error::General("certificate recorded for a diagnosis".into()))
+        Err(rustls::Error::General(
+            "certificate recorded for a diagnosis".into(),
+        ))
     }
 
     fn verify_tls12_signature(
