@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::{assert_fails, build_push, push_json, stderr};
 use modelcar_testkit::base_image::push_busybox_base;
-use modelcar_testkit::model::write_model;
-use modelcar_testkit::oci_tools::skopeo_inspect_with_cert_dir;
+use modelcar_testkit::model::{random_bytes, write_model};
+use modelcar_testkit::oci_tools::{skopeo_inspect, skopeo_inspect_with_cert_dir};
 use modelcar_testkit::tls::{user_certs_d, TestCa};
-use modelcar_testkit::Registry;
+use modelcar_testkit::{HubRepo, HubServer, Registry};
 
 /// How long a refused certificate may take to end the run.
 const AT_ONCE: Duration = Duration::from_secs(1);
@@ -224,5 +224,42 @@ fn a_registry_demanding_a_client_certificate_gets_the_pair_in_certs_d() {
         .client_pair("skopeo")
         .write_client_files(dir.path(), "client");
     let inspected = skopeo_inspect_with_cert_dir(&format!("docker://{image}"), dir.path());
+    assert_eq!(inspected["Digest"].as_str().unwrap(), digest(report));
+}
+
+#[test]
+fn an_hf_source_on_a_tls_hub_is_read_with_its_ca_and_refused_at_once_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Hub proxy CA");
+    let repo = HubRepo::new("org/tiny")
+        .file("config.json", b"{}".to_vec())
+        .file("model.safetensors", random_bytes(3 << 20, 7));
+    let hub = HubServer::start_tls(vec![repo], &ca);
+    let registry = Registry::start();
+    let image = format!("{}/models/tiny:v1", registry.host());
+    let endpoint = hub.endpoint();
+    let args = [
+        "hf://org/tiny",
+        &image,
+        "--base",
+        "scratch",
+        "--hf-endpoint",
+        &endpoint,
+    ];
+
+    let started = Instant::now();
+    let out = build_push(tmp.path(), &args);
+    let err = assert_fails(&out, 1, "TLS to the Hub");
+    for needle in ["issued by \"CN=Hub proxy CA\"", "--ca-file"] {
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+    assert!(started.elapsed() < AT_ONCE, "{err}");
+
+    let ca_file = ca.write_ca(tmp.path(), "hub-ca.pem");
+    let report = push_json(
+        tmp.path(),
+        &[&args[..], &["--ca-file", ca_file.to_str().unwrap()]].concat(),
+    );
+    let inspected = skopeo_inspect(&format!("docker://{image}"));
     assert_eq!(inspected["Digest"].as_str().unwrap(), digest(report));
 }

@@ -37,8 +37,20 @@ fn the_task_reaches_a_tls_hub_mirror_through_its_ca_bundle_workspace() {
     };
 
     // Without the workspace the private CA is trusted nowhere.
+    let started = std::time::Instant::now();
     let err = run().fails(&task);
-    assert!(err.contains("certificate"), "{err}");
+    // Said at once, with the CA's name and the fix, not retried as a network failure.
+    for needle in [
+        "issued by a CA this run does not trust",
+        "CN=modelcar test",
+        "--ca-file",
+    ] {
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{err}"
+    );
 
     let results = run().workspace("ca-bundle", &bundle).succeeds(&task);
     let model_dir = &results["MODEL_DIR"];

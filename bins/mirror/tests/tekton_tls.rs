@@ -47,9 +47,6 @@ fn the_task_mirrors_between_tls_registries_through_its_ca_bundle_workspace() {
     let results =
         LocalTaskRun::of_binary("mirror", env!("CARGO_BIN_EXE_mirror").as_ref(), tmp.path())
             .param("dest", &copy)
-            // Both are on localhost, which gets plain HTTP unless told: they speak TLS only.
-            .param("src-plain-http", "false")
-            .param("dest-plain-http", "false")
             .workspace("source", &ws)
             .workspace("dockerconfig", &dockerconfig)
             .workspace("ca-bundle", &bundle)

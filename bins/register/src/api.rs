@@ -25,6 +25,13 @@ const ANSWER_LIMIT: u64 = 8 << 20;
 pub enum ApiError {
     #[error("cannot reach the Model Registry at {url}")]
     Unreachable { url: String, source: reqwest::Error },
+    /// Not retried: nothing about a certificate changes by asking again.
+    #[error("TLS to the Model Registry at {url} failed: {failure}; {fix}")]
+    Tls {
+        url: String,
+        failure: modelcar_shared::tls::TlsFailure,
+        fix: String,
+    },
     #[error("the Model Registry at {url} rejected the token from {token_source} ({status}): check it, or give another with --token-file / --token")]
     Rejected {
         url: String,
@@ -244,6 +251,9 @@ impl Api {
                     error
                 }
                 Err(source) => {
+                    if let Some(tls) = self.tls_failure(&source).await {
+                        return Err(tls);
+                    }
                     let unsent = source.is_connect();
                     let error = ApiError::Unreachable {
                         url: self.url.clone(),
@@ -262,6 +272,17 @@ impl Api {
             tracing::warn!("{failure}; retry {attempt} of {RETRIES} in {pause:?}");
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// The error for a TLS failure, with the certificate and its fix; `None` for any other.
+    async fn tls_failure(&self, source: &reqwest::Error) -> Option<ApiError> {
+        let base = reqwest::Url::parse(&self.base).ok()?;
+        let failure = modelcar_shared::tls::TlsFailure::of(source, &base).await?;
+        Some(ApiError::Tls {
+            url: self.url.clone(),
+            fix: failure.server_fix(base.host_str().unwrap_or_default()),
+            failure,
+        })
     }
 }
 

@@ -313,7 +313,7 @@ impl HubClient {
             let failure = match result {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => self.refusal(action, subject, response).await,
-                Err(source) => self.unreachable(action, source),
+                Err(source) => self.unreachable_or_tls(action, &url, source).await,
             };
             if !failure.is_transient() || attempt > self.retries {
                 return Err(failure);
@@ -382,6 +382,24 @@ impl HubClient {
                 status,
                 detail,
             },
+        }
+    }
+
+    /// A TLS failure, said with its certificate and fix; else the Hub is unreachable.
+    async fn unreachable_or_tls(
+        &self,
+        action: &str,
+        url: &Url,
+        source: reqwest::Error,
+    ) -> HubError {
+        match crate::tls::TlsFailure::of(&source, url).await {
+            Some(failure) => HubError::Tls {
+                endpoint: self.endpoint().into(),
+                action: action.into(),
+                fix: failure.server_fix(url.host_str().unwrap_or_default()),
+                failure,
+            },
+            None => self.unreachable(action, source),
         }
     }
 

@@ -28,6 +28,14 @@ pub enum HubError {
         action: String,
         source: reqwest::Error,
     },
+    /// Not transient: nothing about a certificate changes by asking again.
+    #[error("TLS to the Hub at {endpoint} failed ({action}): {failure}; {fix}")]
+    Tls {
+        endpoint: String,
+        action: String,
+        failure: crate::tls::TlsFailure,
+        fix: String,
+    },
     #[error("the Hub at {endpoint} answered {status} to {action}: {detail}")]
     Status {
         endpoint: String,

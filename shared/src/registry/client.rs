@@ -16,6 +16,7 @@ use super::error::RegistryError;
 use super::reference::Reference;
 use crate::causes::ErrorCauses;
 use crate::http::{read_capped, read_prefix, BodyError};
+use crate::tls::TlsFailure;
 
 /// The most a manifest or index may hold, as registries cap them (distribution's
 /// `maxManifestBodySize`, 4 MiB).
@@ -357,8 +358,8 @@ impl RegistryClient {
                     self.unexpected(action, status, resp).await
                 }
                 Ok(resp) => return Ok(resp),
-                Err(source) => match crate::tls::tls_problem(&source) {
-                    Some(problem) => return Err(self.tls_failure(action, &source, problem).await),
+                Err(source) => match TlsFailure::of(&source, &self.inner.repo_url).await {
+                    Some(failure) => return Err(self.tls_failure(action, &source, failure)),
                     None => self.unreachable(action, source),
                 },
             };
@@ -382,21 +383,20 @@ impl RegistryClient {
         }
     }
 
-    async fn tls_failure(
+    fn tls_failure(
         &self,
         action: &str,
         source: &reqwest::Error,
-        problem: crate::tls::TlsProblem,
+        failure: TlsFailure,
     ) -> RegistryError {
         let url = source.url().unwrap_or(&self.inner.repo_url);
         super::tls::failure(
             self.registry(),
             action,
             url,
-            problem,
+            failure,
             self.inner.flag_prefix,
         )
-        .await
     }
 
     pub(super) async fn rejected(&self, action: &str) -> RegistryError {

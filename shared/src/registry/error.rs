@@ -111,15 +111,11 @@ pub enum RegistryError {
         last: Box<RegistryError>,
     },
     /// Not transient: nothing about a certificate changes by asking again.
-    #[error(
-        "TLS to registry {registry} failed ({action}): {problem}{}; {fix}",
-        certificate.as_ref().map(|c| format!("; {c}")).unwrap_or_default()
-    )]
+    #[error("TLS to registry {registry} failed ({action}): {failure}; {fix}")]
     Tls {
         registry: String,
         action: String,
-        problem: crate::tls::TlsProblem,
-        certificate: Option<crate::tls::CertificateSummary>,
+        failure: crate::tls::TlsFailure,
         fix: String,
     },
     #[error("cannot use the certificates for registry {registry}")]

@@ -8,7 +8,7 @@ use reqwest::Url;
 
 use super::error::RegistryError;
 use super::reference::Reference;
-use crate::tls::{self, TlsProblem};
+use crate::tls::{self, TlsFailure, TlsProblem};
 
 /// How long the HTTPS probe of a loopback registry may take before HTTPS is kept.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,25 +73,18 @@ pub(super) async fn scheme(
     }
 }
 
-/// The error for a TLS failure of `action` on `url`: what is wrong, the certificate as the
-/// registry presents it, and the flag or file that fixes it. `prefix` is the side's flag
-/// prefix (`""`, `base-`, `src-`, `dest-`).
-pub(super) async fn failure(
+/// The error for `failure` of `action`: what is wrong, the certificate as the registry
+/// presents it, and the flag or file that fixes it. `prefix` is the side's flag prefix (`""`,
+/// `base-`, `src-`, `dest-`).
+pub(super) fn failure(
     registry: &str,
     action: &str,
     url: &Url,
-    problem: TlsProblem,
+    failure: TlsFailure,
     prefix: &str,
 ) -> RegistryError {
-    let certificate = match problem {
-        TlsProblem::NotTls | TlsProblem::ClientCertificate => None,
-        _ => match (url.host_str(), url.port_or_known_default()) {
-            (Some(host), Some(port)) => tls::peer_certificate(host, port).await,
-            _ => None,
-        },
-    };
     let fix = fix(
-        &problem,
+        &failure.problem,
         registry,
         url.host_str().unwrap_or(registry),
         prefix,
@@ -99,8 +92,7 @@ pub(super) async fn failure(
     RegistryError::Tls {
         registry: registry.into(),
         action: action.into(),
-        problem,
-        certificate,
+        failure,
         fix,
     }
 }

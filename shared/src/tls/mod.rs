@@ -3,9 +3,11 @@
 //! [`crate::trust`].
 
 pub mod cert_dir;
+pub mod diagnosis;
 pub mod failure;
 pub mod peer;
 
 pub use cert_dir::{cert_dir_for, read_cert_dir, CertDirError, RegistryCerts};
+pub use diagnosis::TlsFailure;
 pub use failure::{tls_problem, TlsProblem};
 pub use peer::{peer_certificate, CertificateSummary};
