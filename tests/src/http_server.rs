@@ -166,12 +166,32 @@ impl Request {
 type Refusal = (u16, &'static str);
 
 /// Reads the head and the body (by `Content-Length`, or chunked).
+/// `METHOD TARGET HTTP/x.y`, with an optional `\r`.
+fn is_request_line(line: &[u8]) -> bool {
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let parts: Vec<&str> = line.trim_end_matches('\r').split(' ').collect();
+    matches!(parts.as_slice(), [method, _, version]
+        if !method.is_empty()
+            && method.bytes().all(|b| b.is_ascii_uppercase())
+            && version.starts_with("HTTP/"))
+}
+
 fn read_request(stream: &mut TcpStream) -> std::io::Result<Result<Request, Refusal>> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     let head_end = loop {
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
+        }
+        // A first line that is no request line is refused as soon as it is read, as Go's
+        // net/http and Python's http.server do: that is how a plain-HTTP server answers a TLS
+        // ClientHello (whose supported_groups extension, type 0x000a, holds a '\n').
+        if let Some(end) = raw.iter().position(|&b| b == b'\n') {
+            if !is_request_line(&raw[..end]) {
+                return Ok(Err((400, "malformed request line")));
+            }
         }
         let n = stream.read(&mut buf)?;
         if n == 0 || raw.len() > MAX_REQUEST_HEAD {

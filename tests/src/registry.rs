@@ -74,7 +74,7 @@ impl Registry {
     }
 
     pub fn start_with(auth: RegistryAuth) -> Self {
-        Self::start_program(require_tool("docker-registry"), auth, None)
+        Self::start_program(require_tool("docker-registry"), auth, None, false)
     }
 
     /// An open registry serving TLS only, with a certificate `ca` issued (distribution's
@@ -92,7 +92,20 @@ impl Registry {
             require_tool("docker-registry"),
             RegistryAuth::None,
             Some(tls),
+            false,
         )
+    }
+
+    /// A registry that knows itself as `localhost:PORT` (distribution's `http.host`, as Quay
+    /// knows itself by its `SERVER_HOSTNAME` and a registry behind a proxy by its own name):
+    /// every upload Location it gives is on that name, while [`Self::host`] reaches it at
+    /// 127.0.0.1, another origin. Over TLS with a certificate of `tls` when given.
+    pub fn start_known_as_localhost(auth: RegistryAuth, tls: Option<&TestCa>) -> Self {
+        let tls = tls.map(|ca| ServingTls {
+            pair: ca.server_pair(),
+            client_ca: None,
+        });
+        Self::start_program(require_tool("docker-registry"), auth, tls, true)
     }
 
     /// The environment variable naming a distribution 3.x `registry` binary.
@@ -107,10 +120,16 @@ impl Registry {
             PathBuf::from(bin),
             RegistryAuth::None,
             None,
+            false,
         ))
     }
 
-    fn start_program(bin: PathBuf, auth: RegistryAuth, tls: Option<ServingTls<'_>>) -> Self {
+    fn start_program(
+        bin: PathBuf,
+        auth: RegistryAuth,
+        tls: Option<ServingTls<'_>>,
+        known_as_localhost: bool,
+    ) -> Self {
         let token_server = match &auth {
             RegistryAuth::Token {
                 user,
@@ -125,11 +144,13 @@ impl Registry {
             .expect("cannot make the registry's temp dir");
         let port = free_port();
         let config = dir.path().join("config.yml");
-        let mut yaml = config_yaml(dir.path(), port, &auth, token_server.as_ref());
         let serves_tls = tls.is_some();
-        if let Some(tls) = tls {
-            yaml.push_str(&tls_yaml(dir.path(), tls));
+        let mut http_extra = tls.map(|t| tls_yaml(dir.path(), t)).unwrap_or_default();
+        if known_as_localhost {
+            let scheme = if serves_tls { "https" } else { "http" };
+            http_extra.push_str(&format!("  host: {scheme}://localhost:{port}\n"));
         }
+        let yaml = config_yaml(dir.path(), port, &http_extra, &auth, token_server.as_ref());
         fs::write(&config, yaml).expect("cannot write registry config");
         let child = spawn(&bin, dir.path());
         let registry = Self {
@@ -226,9 +247,11 @@ impl Drop for Registry {
     }
 }
 
+/// The registry's config; `http_extra` is more of the `http:` section (indented by two).
 fn config_yaml(
     dir: &Path,
     port: u16,
+    http_extra: &str,
     auth: &RegistryAuth,
     token_server: Option<&TokenServer>,
 ) -> String {
@@ -238,7 +261,7 @@ fn config_yaml(
          log:\n  level: warn\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: modelcar-test-upload-state-key\n",
+         http:\n  addr: 127.0.0.1:{port}\n  secret: modelcar-test-upload-state-key\n{http_extra}",
         storage.display()
     );
     match (auth, token_server) {
@@ -263,7 +286,7 @@ struct ServingTls<'a> {
     client_ca: Option<&'a TestCa>,
 }
 
-/// The `http.tls` lines (nested under `http:`, which `config_yaml` ends with): the server's
+/// The `http.tls` lines (nested under `http:`): the server's
 /// certificate and key, and the CA its clients' certificates must chain to, written into `dir`.
 fn tls_yaml(dir: &Path, tls: ServingTls<'_>) -> String {
     let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));

@@ -58,6 +58,21 @@ struct Token {
 }
 
 // Credentials never reach a log line or a panic message through Debug.
+impl Authorization {
+    /// What may go to `url`: everything on the registry's own origin; elsewhere (an upload
+    /// the registry placed under another name, as Quay does with its `SERVER_HOSTNAME`) only
+    /// a bearer token, which is scoped to this repository, and only over HTTPS or to a
+    /// loopback address. A password never leaves the origin it was given for.
+    pub fn value_for(&self, own_origin: bool, url: &reqwest::Url) -> Option<&str> {
+        let value = self.value.as_deref()?;
+        if own_origin {
+            return Some(value);
+        }
+        let safe_channel = url.scheme() == "https" || url.host_str().is_some_and(is_loopback_host);
+        (value.starts_with("Bearer ") && safe_channel).then_some(value)
+    }
+}
+
 impl std::fmt::Debug for Authorization {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let value = self.value.as_ref().map(|_| "***");

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
 };
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
-use super::auth::Auth;
+use super::auth::{Auth, Authorization};
 use super::credentials::CredentialSource;
 use super::error::RegistryError;
 use super::reference::Reference;
@@ -87,6 +87,8 @@ pub(super) struct Inner {
     pub(super) auth: Auth,
     retries: u32,
     flag_prefix: &'static str,
+    /// The other origin the registry places its uploads on, once it has placed one there.
+    upload_origin: std::sync::Mutex<Option<String>>,
 }
 
 impl RegistryClient {
@@ -145,6 +147,7 @@ impl RegistryClient {
                 auth,
                 retries: opts.retries,
                 flag_prefix: opts.flag_prefix,
+                upload_origin: Default::default(),
             }),
         })
     }
@@ -153,6 +156,48 @@ impl RegistryClient {
     /// an upload may be sent, with credentials, whatever a server or a file names.
     pub fn is_own_origin(&self, url: &Url) -> bool {
         url.origin() == self.inner.repo_url.origin()
+    }
+
+    /// The registry placed an upload at `url`, on another origin than its own: said once.
+    pub(super) fn placed_uploads_on(&self, url: &Url) {
+        let origin = url.origin().ascii_serialization();
+        let mut known = self
+            .inner
+            .upload_origin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if known.as_deref() != Some(origin.as_str()) {
+            tracing::info!(
+                registry = %self.registry(),
+                upload_origin = %origin,
+                "the registry places its uploads on another origin (the name it knows itself \
+                 by): following it, with no password and a token only over HTTPS"
+            );
+            *known = Some(origin);
+        }
+    }
+
+    /// Whether the registry itself places uploads where `url` points: its own origin, or the
+    /// other origin it answered this run with (asked with a new upload when it has not yet).
+    /// An upload URL read back from a file is used only then: the file is group-writable, and
+    /// a planted record must not get a token, or a byte, sent anywhere else.
+    pub async fn places_uploads_at(&self, url: &Url) -> bool {
+        if self.is_own_origin(url) {
+            return true;
+        }
+        let known = |client: &Self| {
+            client
+                .inner
+                .upload_origin
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        if known(self).is_none() {
+            // An upload opened only to learn where uploads go; the registry purges it.
+            let _ = self.start_upload().await;
+        }
+        known(self).as_deref() == Some(url.origin().ascii_serialization().as_str())
     }
 
     /// Whether `other` is served by the same registry, so blobs can be mounted between them.
@@ -326,13 +371,15 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = make(&self.inner.http);
             let auth = self.inner.auth.header(&self.inner.http).await?;
-            if let Some(value) = &auth.value {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let failure = match request.send().await {
+            let (http, request) = make(&self.inner.http).build_split();
+            let request = request.map_err(|e| self.unreachable(action, e))?;
+            let (request, foreign) = self.authorized(action, request, &auth)?;
+            let failure = match http.execute(request).await {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    if let Some(url) = foreign {
+                        return Err(self.foreign_refused(action, &url));
+                    }
                     let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
                     if reauthentications < 2
                         && self
@@ -380,6 +427,37 @@ impl RegistryClient {
             registry: self.registry().into(),
             action: action.into(),
             source,
+        }
+    }
+
+    /// `request` with the credentials that may go where it goes ([`Authorization::value_for`]);
+    /// and where that is, when it is not this registry's own origin.
+    pub(super) fn authorized(
+        &self,
+        action: &str,
+        mut request: reqwest::Request,
+        auth: &Authorization,
+    ) -> Result<(reqwest::Request, Option<Url>), RegistryError> {
+        let own = self.is_own_origin(request.url());
+        if let Some(value) = auth.value_for(own, request.url()) {
+            let mut value = HeaderValue::from_str(value).map_err(|_| RegistryError::Protocol {
+                registry: self.registry().into(),
+                action: action.into(),
+                detail: "the credentials cannot be sent in an HTTP header".into(),
+            })?;
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+        }
+        let foreign = (!own).then(|| request.url().clone());
+        Ok((request, foreign))
+    }
+
+    pub(super) fn foreign_refused(&self, action: &str, url: &Url) -> RegistryError {
+        RegistryError::ForeignOriginRefused {
+            registry: self.registry().into(),
+            action: action.into(),
+            origin: self.inner.repo_url.origin().ascii_serialization(),
+            upload_origin: url.origin().ascii_serialization(),
         }
     }
 

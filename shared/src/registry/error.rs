@@ -77,14 +77,16 @@ pub enum RegistryError {
         retry_after: Option<u64>,
     },
     #[error(
-        "registry {registry} gave {location} as the place for the upload ({action}), outside its \
-         own origin {origin}: refused, so that neither credentials nor model bytes go there"
+        "registry {registry} placed the upload on {upload_origin}, another origin than its own \
+         {origin}, which refused it (401) during {action}: a password is never sent to another \
+         origin, and a token only over HTTPS; reach the registry by the name it gives its \
+         uploads (Quay's SERVER_HOSTNAME, the host behind a proxy), or use token auth over HTTPS"
     )]
-    ForeignLocation {
+    ForeignOriginRefused {
         registry: String,
         action: String,
-        location: String,
         origin: String,
+        upload_origin: String,
     },
     #[error(
         "registry {registry} asks for a token from {realm}: refused, so that no credential goes \

@@ -58,7 +58,7 @@ pub(super) async fn scheme(
         None if reference.is_localhost() => {
             let ping = format!("https://{}/v2/", reference.api_host());
             match http.get(ping).timeout(PROBE_TIMEOUT).send().await {
-                Err(e) if tls::tls_problem(&e) == Some(TlsProblem::NotTls) => {
+                Err(e) if speaks_no_tls(&e) => {
                     tracing::info!(
                         registry = %reference.registry,
                         "the registry speaks plain HTTP, not TLS: using http:// \
@@ -71,6 +71,13 @@ pub(super) async fn scheme(
         }
         None => "https",
     }
+}
+
+/// Whether the HTTPS probe met a server that speaks no TLS: it answered the ClientHello with
+/// something else, or hung up on it during the handshake.
+fn speaks_no_tls(error: &reqwest::Error) -> bool {
+    tls::tls_problem(error) == Some(TlsProblem::NotTls)
+        || (error.is_connect() && tls::handshake_cut_off(error))
 }
 
 /// The error for `failure` of `action`: what is wrong, the certificate as the registry

@@ -6,7 +6,7 @@
 //! the last is a network fault.
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode, Url};
 
 use super::client::{header_str, RegistryClient};
@@ -48,28 +48,14 @@ impl RegistryClient {
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(None),
-            StatusCode::ACCEPTED => match self.session_from(&action, &resp, 0) {
-                Ok(session) => Ok(Some(session)),
-                Err(RegistryError::ForeignLocation { .. }) => Ok(Some(self.start_upload().await?)),
-                Err(other) => Err(other),
-            },
+            StatusCode::ACCEPTED => self.session_from(&action, &resp, 0).map(Some),
             status => Err(self.unexpected(&action, status, resp).await),
         }
     }
 
-    /// Opens an upload session. An answer placing the upload outside the registry's origin
-    /// is not followed: the registry is asked once more, then the run stops.
+    /// Opens an upload session, where the registry places it: on its own origin or, as Quay
+    /// does with its `SERVER_HOSTNAME` and a registry behind a proxy does, on another.
     pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
-        match self.start_upload_once().await {
-            Err(RegistryError::ForeignLocation { location, .. }) => {
-                tracing::warn!(registry = %self.registry(), %location, "the registry placed an upload outside its own origin: not followed, asking again");
-                self.start_upload_once().await
-            }
-            other => other,
-        }
-    }
-
-    async fn start_upload_once(&self) -> Result<UploadSession, RegistryError> {
         let url = self.url("blobs/uploads/");
         let action = "start blob upload";
         let resp = self
@@ -107,13 +93,18 @@ impl RegistryClient {
             request = request.header("Content-Range", format!("{}-{end}", session.offset));
         }
         let auth = inner.auth.header(&inner.http).await?;
-        if let Some(value) = &auth.value {
-            request = request.header(AUTHORIZATION, value);
-        }
-        let resp = request
-            .send()
+        let request = request
+            .build()
+            .map_err(|source| self.unreachable(&action, source))?;
+        let (request, foreign) = self.authorized(&action, request, &auth)?;
+        let resp = inner
+            .http
+            .execute(request)
             .await
             .map_err(|source| self.unreachable(&action, source))?;
+        if let (StatusCode::UNAUTHORIZED, Some(url)) = (resp.status(), &foreign) {
+            return Err(self.foreign_refused(&action, url));
+        }
         match resp.status() {
             StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
                 // What the registry says it holds now is not trusted over our own count: ECR's
@@ -282,9 +273,11 @@ impl RegistryClient {
         })
     }
 
-    /// The answer's `Location`, resolved against the registry (it may be relative); one
-    /// outside the registry's origin is an error, never followed.
-    fn location_in(&self, action: &str, resp: &Response) -> Result<Option<Url>, RegistryError> {
+    /// The answer's `Location`, resolved against the registry (it may be relative). One on
+    /// another origin is followed, as docker and skopeo follow it, and remembered as where
+    /// this registry places its uploads; what may be sent there is
+    /// [`Authorization::value_for`](super::auth::Authorization::value_for)'s to say.
+    fn location_in(&self, _action: &str, resp: &Response) -> Result<Option<Url>, RegistryError> {
         let Some(location) = header_str(resp.headers(), LOCATION) else {
             return Ok(None);
         };
@@ -292,12 +285,7 @@ impl RegistryClient {
             return Ok(None);
         };
         if !self.is_own_origin(&url) {
-            return Err(RegistryError::ForeignLocation {
-                registry: self.registry().into(),
-                action: action.into(),
-                location,
-                origin: self.inner().repo_url.origin().ascii_serialization(),
-            });
+            self.placed_uploads_on(&url);
         }
         Ok(Some(url))
     }

@@ -44,25 +44,44 @@ pub fn tls_problem(error: &(dyn Error + 'static)) -> Option<TlsProblem> {
     find_rustls_error(error).map(classify)
 }
 
-/// rustls's error, wherever hyper and std::io put it: an `io::Error`'s `source()` skips the
-/// error it wraps, so that one is looked at through `get_ref()`.
+/// Whether the server closed the connection while the TLS handshake was under way: what a
+/// plain-HTTP server (or a proxy in front of one) does when its parser meets a ClientHello, as
+/// much as answering it with an HTTP error does.
+pub fn handshake_cut_off(error: &(dyn Error + 'static)) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, UnexpectedEof};
+    causes(error).into_iter().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted
+            )
+        })
+    })
+}
+
+/// rustls's error, wherever hyper and std::io put it.
 fn find_rustls_error<'a>(error: &'a (dyn Error + 'static)) -> Option<&'a rustls::Error> {
+    causes(error)
+        .into_iter()
+        .find_map(|cause| cause.downcast_ref::<rustls::Error>())
+}
+
+/// `error` and every cause under it. An `io::Error`'s `source()` skips the error it wraps, so
+/// that one is reached through `get_ref()`.
+fn causes<'a>(error: &'a (dyn Error + 'static)) -> Vec<&'a (dyn Error + 'static)> {
+    let mut found = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {
-        if let Some(found) = current.downcast_ref::<rustls::Error>() {
-            return Some(found);
-        }
+        found.push(current);
         if let Some(inner) = current
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
         {
-            if let Some(found) = find_rustls_error(inner) {
-                return Some(found);
-            }
+            found.extend(causes(inner));
         }
         next = current.source();
     }
-    None
+    found
 }
 
 fn classify(error: &rustls::Error) -> TlsProblem {

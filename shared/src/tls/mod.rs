@@ -9,5 +9,5 @@ pub mod peer;
 
 pub use cert_dir::{cert_dir_for, read_cert_dir, CertDirError, RegistryCerts};
 pub use diagnosis::TlsFailure;
-pub use failure::{tls_problem, TlsProblem};
+pub use failure::{handshake_cut_off, tls_problem, TlsProblem};
 pub use peer::{peer_certificate, CertificateSummary};

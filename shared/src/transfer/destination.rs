@@ -117,16 +117,15 @@ impl Destination {
         }
     }
 
-    /// The upload an earlier run left at `location`; `None` if that is not a URL on this
-    /// registry's own origin (the log is group-writable: a planted record must not send a
-    /// credential, or a byte, anywhere else).
-    pub fn reopen(&self, location: &str) -> Option<Pending> {
+    /// The upload an earlier run left at `location`; `None` if that is not where this
+    /// registry places its uploads ([`RegistryClient::places_uploads_at`]).
+    pub async fn reopen(&self, location: &str) -> Option<Pending> {
         let Self::Registry(client, _) = self else {
             return None;
         };
         let url: reqwest::Url = location.parse().ok()?;
-        if !client.is_own_origin(&url) {
-            tracing::warn!(registry = %client.reference().registry, location, "ignoring an upload record that points outside the registry's origin");
+        if !client.places_uploads_at(&url).await {
+            tracing::warn!(registry = %client.reference().registry, location, "ignoring an upload record that points where the registry does not place its uploads");
             return None;
         }
         Some(Pending::Upload(UploadSession {

@@ -84,9 +84,10 @@ impl<'a> Lane<'a> {
     /// holds something, else a new one.
     pub async fn open(dest: &'a Destination, points: ResumePoints) -> Result<Self, DestError> {
         let method = dest.method();
-        let reopened = points
-            .earlier_upload()
-            .and_then(|location| Some((dest.reopen(&location)?, location)));
+        let reopened = match points.earlier_upload() {
+            Some(location) => dest.reopen(&location).await.map(|p| (p, location)),
+            None => None,
+        };
         let Some((mut pending, location)) = reopened else {
             let start = fresh_start(dest, &points).await?;
             return Ok(Self::new(dest, points, start, method));

@@ -58,6 +58,16 @@ impl SpecRegistry {
         })
     }
 
+    /// One with the upload rules of `personality` that knows itself as `localhost:PORT`: every
+    /// upload Location is on that name, while [`Self::host`] reaches it at 127.0.0.1.
+    pub fn start_known_as_localhost(personality: Personality) -> Self {
+        Self::start_with(Settings {
+            personality: Some(personality),
+            known_as_localhost: true,
+            ..Settings::default()
+        })
+    }
+
     /// The next `n` commits (PUT `?digest=`) delete their upload and close the connection
     /// without an answer, as Quay did on a database error with two layers in parallel.
     pub fn fail_next_commits(&self, n: u32) {

@@ -10,6 +10,10 @@ use super::table::Table;
 pub(super) struct Settings {
     pub(super) personality: Option<Personality>,
     pub(super) port: AtomicU64,
+    /// Answers every upload with an absolute Location on `localhost:PORT`, the name it knows
+    /// itself by (Quay's `SERVER_HOSTNAME`, `endpoints/v2/blob.py` `_upload_url`; distribution's
+    /// `http.host`), whatever name the client used.
+    pub(super) known_as_localhost: bool,
     /// Sent as `OCI-Chunk-Min-Length` when a session opens.
     pub(super) min_chunk: Option<u64>,
     /// The body length of every PATCH, in arrival order.
@@ -23,6 +27,12 @@ pub(super) struct Settings {
 impl Settings {
     pub(super) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port.load(Ordering::SeqCst))
+    }
+
+    /// The name it writes its own absolute URLs with, when it has one.
+    pub(super) fn own_name(&self) -> Option<String> {
+        self.known_as_localhost
+            .then(|| format!("localhost:{}", self.port.load(Ordering::SeqCst)))
     }
 
     pub(super) fn take_commit_failure(&self) -> bool {

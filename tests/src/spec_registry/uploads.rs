@@ -85,6 +85,11 @@ impl Uploads<'_> {
             Personality::Quay => format!("http://{}{url}", self.host),
             _ => url,
         };
+        let url = match self.settings.own_name() {
+            Some(name) if url.starts_with('/') => format!("http://{name}{url}"),
+            Some(name) => url.replacen(&self.host, &name, 1),
+            None => url,
+        };
         vec![("Location".into(), url)]
     }
 
