@@ -65,7 +65,14 @@ impl DeployError {
                 status.code, status.reason, status.message
             ),
             kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-            other => other.causes().to_string(),
+            other => match modelcar_shared::tls::tls_problem(other) {
+                Some(problem) => format!(
+                    "TLS to the API server failed: {problem}; the kubeconfig's cluster must name \
+                     the CA that issued it (certificate-authority or certificate-authority-data; \
+                     in a pod, the service account's ca.crt is read)"
+                ),
+                None => other.causes().to_string(),
+            },
         };
         DeployError::Kube {
             action,

@@ -189,9 +189,12 @@ async fn reread(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<(), D
 fn is_transient(error: &kube::Error) -> bool {
     match api_status(error) {
         Some(code) => code == 429 || code >= 500,
-        None => matches!(
-            error,
-            kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
-        ),
+        // Nothing about a certificate changes by asking again.
+        None => {
+            matches!(
+                error,
+                kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_)
+            ) && modelcar_shared::tls::tls_problem(error).is_none()
+        }
     }
 }

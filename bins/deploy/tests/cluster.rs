@@ -1,13 +1,15 @@
 //! deploy against the testkit's Kubernetes API server (server-side apply, GET, watch, as the
 //! apiserver speaks them), with the test thread playing the KServe controller: create, rerun
 //! updates and keeps other managers' fields, Ready reached through the watch, timeout
-//! reported with the conditions and the predictor pod's reason, and the refusals.
+//! reported with the conditions and the predictor pod's reason, and the refusals. The API
+//! server speaks TLS, trusted through the kubeconfig's certificate-authority-data alone.
 
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use modelcar_testkit::tls::TestCa;
 use modelcar_testkit::KubeServer;
 use serde_json::{json, Value};
 
@@ -23,9 +25,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// A cluster with namespace `llm` and the vLLM ServingRuntime in it.
+    /// A cluster with namespace `llm` and the vLLM ServingRuntime in it, its API server
+    /// serving TLS with a CA of its own that only the kubeconfig names, as a cluster's does.
     fn start() -> Self {
-        let server = Arc::new(KubeServer::start());
+        let server = Arc::new(KubeServer::start_tls(&TestCa::new("cluster CA")));
         server.add_namespace(NS);
         server.add_serving_runtime(NS, RUNTIME);
         Self {
@@ -439,4 +442,35 @@ fn a_watch_that_ends_or_expires_is_opened_again() {
         })
         .count();
     assert_eq!(lists, 1, "one fresh read after the 410, then watching on");
+}
+
+#[test]
+fn an_api_server_certificate_the_kubeconfig_does_not_trust_is_said_at_once() {
+    let cluster = Cluster::start();
+    let path = cluster.server.write_kubeconfig(cluster.dir.path());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without_ca: String = text
+        .lines()
+        .filter(|l| !l.contains("certificate-authority-data"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, without_ca).unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_deploy"))
+        .args([NAME, "--namespace", NS, "--storage-uri", URI, "--no-wait"])
+        .arg("--kubeconfig")
+        .arg(&path)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for needle in [
+        "TLS to the API server failed",
+        "issued by a CA this run does not trust",
+        "certificate-authority-data",
+    ] {
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "{err}");
 }

@@ -38,6 +38,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::http_server::{HttpServer, Request};
+use crate::tls::TestCa;
+use crate::tls_front::TlsFront;
 use fields::Owned;
 use status::Failure;
 use watch::Event;
@@ -49,6 +51,8 @@ pub const TOKEN: &str = "kube-good";
 pub struct KubeServer {
     server: HttpServer,
     shared: Arc<Shared>,
+    /// Serving TLS (as every API server does), and the CA its kubeconfig names.
+    tls: Option<(TlsFront, String)>,
 }
 
 /// What the connection threads need.
@@ -139,14 +143,30 @@ impl KubeServer {
         let server = HttpServer::start("Kubernetes API server", handler, |_, message| {
             Failure::bad_request(message).reply()
         });
-        let kube = Self { server, shared };
+        let kube = Self {
+            server,
+            shared,
+            tls: None,
+        };
         kube.add_namespace("default");
         kube
     }
 
-    /// `http://127.0.0.1:PORT`: the cluster's server URL.
+    /// [`Self::start`], serving TLS with a certificate `ca` issued, as every API server does:
+    /// its kubeconfig carries the CA (`certificate-authority-data`), as a cluster's does.
+    pub fn start_tls(ca: &TestCa) -> Self {
+        let mut kube = Self::start();
+        let front = TlsFront::start(kube.server.addr(), ca.server_config());
+        kube.tls = Some((front, ca.ca_pem().to_string()));
+        kube
+    }
+
+    /// `http://127.0.0.1:PORT`, or `https://` when serving TLS: the cluster's server URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.server.addr())
+        match &self.tls {
+            Some((front, _)) => format!("https://127.0.0.1:{}", front.port()),
+            None => format!("http://{}", self.server.addr()),
+        }
     }
 
     pub fn token(&self) -> &str {
@@ -157,8 +177,16 @@ impl KubeServer {
     /// token, context `test` (no namespace: clients default to `default`), current.
     pub fn write_kubeconfig(&self, dir: &Path) -> PathBuf {
         let path = dir.join("kubeconfig");
+        let ca = match &self.tls {
+            Some((_, pem)) => {
+                use base64::Engine;
+                let data = base64::engine::general_purpose::STANDARD.encode(pem);
+                format!("    certificate-authority-data: {data}\n")
+            }
+            None => String::new(),
+        };
         let config = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n{ca}\
              users:\n- name: test\n  user:\n    token: {}\ncontexts:\n- name: test\n  context:\n    \
              cluster: test\n    user: test\ncurrent-context: test\n",
             self.url(),
