@@ -87,7 +87,11 @@ impl Registry {
     /// demanding a client certificate `client_ca` issued when there is one
     /// (`http.tls.clientcas`: distribution then requires and verifies one).
     pub fn start_tls_with(pair: CertPair, client_ca: Option<&TestCa>) -> Self {
-        let tls = ServingTls { pair, client_ca };
+        let tls = ServingTls {
+            pair,
+            client_ca,
+            token_ca: None,
+        };
         Self::start_program(
             require_tool("docker-registry"),
             RegistryAuth::None,
@@ -101,11 +105,12 @@ impl Registry {
     /// every upload Location it gives is on that name, while [`Self::host`] reaches it at
     /// 127.0.0.1, another origin. Over TLS with a certificate of `tls` when given.
     pub fn start_known_as_localhost(auth: RegistryAuth, tls: Option<&TestCa>) -> Self {
-        let tls = tls.map(|ca| ServingTls {
+        let serving = tls.map(|ca| ServingTls {
             pair: ca.server_pair(),
             client_ca: None,
+            token_ca: Some(ca),
         });
-        Self::start_program(require_tool("docker-registry"), auth, tls, true)
+        Self::start_program(require_tool("docker-registry"), auth, serving, true)
     }
 
     /// The environment variable naming a distribution 3.x `registry` binary.
@@ -130,12 +135,16 @@ impl Registry {
         tls: Option<ServingTls<'_>>,
         known_as_localhost: bool,
     ) -> Self {
+        let token_ca = tls.as_ref().and_then(|t| t.token_ca);
         let token_server = match &auth {
             RegistryAuth::Token {
                 user,
                 password,
                 ttl_secs,
-            } => Some(TokenServer::start(user, password, *ttl_secs)),
+            } => Some(match token_ca {
+                Some(ca) => TokenServer::start_tls(user, password, *ttl_secs, ca),
+                None => TokenServer::start(user, password, *ttl_secs),
+            }),
             RegistryAuth::None | RegistryAuth::Htpasswd { .. } => None,
         };
         let dir = tempfile::Builder::new()
@@ -284,6 +293,8 @@ fn config_yaml(
 struct ServingTls<'a> {
     pair: CertPair,
     client_ca: Option<&'a TestCa>,
+    /// Serve the token service over TLS too, with a certificate this CA issues.
+    token_ca: Option<&'a TestCa>,
 }
 
 /// The `http.tls` lines (nested under `http:`): the server's

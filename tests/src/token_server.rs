@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::http_server::{HttpServer, Reply, Request};
+use crate::tls::TestCa;
+use crate::tls_front::TlsFront;
 use crate::tools::require_tool;
 
 /// The `service` the registry announces in its challenges; tokens carry it as `aud`.
@@ -40,6 +42,8 @@ pub const REGISTRY_LEEWAY_SECS: u64 = 60;
 /// expiry (clients must treat tokens as opaque and go by `expires_in`).
 pub struct TokenServer {
     server: HttpServer,
+    /// TLS in front of `server`, when the realm is https.
+    front: Option<TlsFront>,
     shared: Arc<Shared>,
     /// Holds `key.pem` and `cert.pem`; deleted on drop.
     _dir: TempDir,
@@ -70,6 +74,16 @@ impl TokenServer {
     /// Starts a server on a free localhost port that issues tokens to `user`/`password` (HTTP
     /// basic auth) valid for `ttl_secs` seconds.
     pub fn start(user: &str, password: &str, ttl_secs: u64) -> Self {
+        Self::start_serving(user, password, ttl_secs, None)
+    }
+
+    /// [`Self::start`] behind TLS with a certificate `ca` issued: an `https://` realm, as
+    /// every token service users meet has (Quay's, Docker Hub's `auth.docker.io`).
+    pub fn start_tls(user: &str, password: &str, ttl_secs: u64, ca: &TestCa) -> Self {
+        Self::start_serving(user, password, ttl_secs, Some(ca))
+    }
+
+    fn start_serving(user: &str, password: &str, ttl_secs: u64, tls: Option<&TestCa>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("modelcar-token-")
             .tempdir()
@@ -94,8 +108,11 @@ impl TokenServer {
             let shared = Arc::clone(&shared);
             Arc::new(move |request: &Request| route(request, &shared))
         };
+        let server = HttpServer::start("token server", handler, Reply::text);
+        let front = tls.map(|ca| TlsFront::start(server.addr(), ca.server_config()));
         Self {
-            server: HttpServer::start("token server", handler, Reply::text),
+            server,
+            front,
             shared,
             _dir: dir,
         }
@@ -112,7 +129,10 @@ impl TokenServer {
 
     /// The token endpoint, as given to the registry (`auth.token.realm`).
     pub fn realm(&self) -> String {
-        format!("http://{}/token", self.server.addr())
+        match &self.front {
+            Some(front) => format!("https://127.0.0.1:{}/token", front.port()),
+            None => format!("http://{}/token", self.server.addr()),
+        }
     }
 
     pub fn service(&self) -> &'static str {

@@ -203,6 +203,19 @@ fn killed_and_rerun_against_quay() {
     kill_and_rerun_personality(Personality::Quay);
 }
 
+/// Quay answering uploads on its SERVER_HOSTNAME (`localhost:PORT`) while the push names
+/// 127.0.0.1: the rerun takes up the upload there at the byte, as the registry vouches for
+/// that origin again in this run.
+#[test]
+fn killed_and_rerun_against_quay_known_by_another_name() {
+    let start = || SpecRegistry::start_known_as_localhost(Personality::Quay);
+    kill_and_rerun_twice(
+        "Quay known as localhost",
+        start,
+        Expect::of(Personality::Quay),
+    );
+}
+
 #[test]
 fn killed_and_rerun_against_ghcr() {
     kill_and_rerun_personality(Personality::Ghcr);

@@ -263,3 +263,60 @@ fn an_hf_source_on_a_tls_hub_is_read_with_its_ca_and_refused_at_once_without() {
     let inspected = skopeo_inspect(&format!("docker://{image}"));
     assert_eq!(inspected["Digest"].as_str().unwrap(), digest(report));
 }
+
+/// The base's registry takes its own scheme and trust flags, DEST's registry its own:
+/// `--plain-http` with `--base-insecure`, then `--base-plain-http` with the CA from
+/// `--service-ca-file`; `--plain-http=false` to a plain-HTTP registry ends at once, naming
+/// the flag.
+#[test]
+fn each_side_takes_its_own_scheme_and_trust_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model(tmp.path());
+    let ca = TestCa::new("registry CA");
+    let (plain, tls) = (Registry::start(), Registry::start_tls(&ca));
+    let plain_base = format!("{}/base/busybox:1", plain.host());
+    let tls_base = format!("{}/base/busybox:1", tls.host());
+    push_busybox_base(tmp.path(), &format!("docker://{plain_base}"));
+    let again = tmp.path().join("again");
+    std::fs::create_dir_all(&again).unwrap();
+    push_busybox_base(&again, &format!("docker://{tls_base}"));
+
+    let image = format!("{}/models/a:v1", plain.host());
+    let args = [
+        &model,
+        &image,
+        "--plain-http",
+        "--base",
+        &tls_base,
+        "--base-insecure",
+    ];
+    let report = push_json(tmp.path(), &args);
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{image}"))["Digest"],
+        report["digest"]
+    );
+
+    let image = format!("{}/models/b:v1", tls.host());
+    let ca_file = ca.write_ca(tmp.path(), "service-ca.crt");
+    let args = [
+        &model,
+        &image,
+        "--base",
+        &plain_base,
+        "--base-plain-http",
+        "--service-ca-file",
+        ca_file.to_str().unwrap(),
+    ];
+    let pushed = digest(push_json(tmp.path(), &args));
+    assert_eq!(skopeo_digest(tmp.path(), &image, &ca), pushed);
+
+    let image = format!("{}/models/c:v1", plain.host());
+    let started = Instant::now();
+    let out = build_push(
+        tmp.path(),
+        &[&model, &image, "--base", "scratch", "--plain-http=false"],
+    );
+    let err = assert_fails(&out, 1, "answered the TLS handshake with something else");
+    assert!(err.contains("say --plain-http"), "{err}");
+    assert!(started.elapsed() < AT_ONCE, "{err}");
+}

@@ -48,9 +48,9 @@ struct Args {
     #[command(flatten)]
     dest: DestSideArgs,
 
-    /// Plain HTTP to the source and the destinations (the default for localhost and loopback
-    /// addresses, as in docker); --src-plain-http or --dest-plain-http for one side.
-    /// =false speaks TLS even to loopback addresses.
+    /// Plain HTTP to the source and the destinations; =false: TLS, always. Without it, TLS,
+    /// except to a localhost or loopback address that answers TLS with plain HTTP (docker's
+    /// rule). --src-plain-http or --dest-plain-http for one side.
     #[arg(
         long,
         env = "MODELCAR_PLAIN_HTTP",

@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use modelcar_testkit::base_image::push_busybox_base;
-use modelcar_testkit::oci_tools::skopeo_inspect_with_cert_dir;
+use modelcar_testkit::oci_tools::{skopeo_inspect, skopeo_inspect_with_cert_dir};
 use modelcar_testkit::tls::{user_certs_d, TestCa};
-use modelcar_testkit::Registry;
+use modelcar_testkit::{run_tool, Registry, RegistryAuth};
 
 /// mirror with `$HOME` (and so its certs.d) in `home`.
 fn mirror(home: &Path, args: &[&str]) -> Output {
@@ -79,4 +79,100 @@ fn each_side_is_trusted_by_its_own_flags() {
         assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
     }
     assert!(took < Duration::from_secs(1), "took {took:?}:\n{err}");
+}
+
+/// The destination knows itself as `localhost:PORT` (its upload Locations are there) while
+/// mirror names 127.0.0.1, over TLS, with tokens from an https token service: the copy
+/// follows its uploads and skopeo finds the source's digest there.
+#[test]
+fn a_mirror_follows_the_uploads_of_a_tls_registry_known_by_another_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src_ca, dest_ca) = (TestCa::new("source CA"), TestCa::new("destination CA"));
+    let src = Registry::start_tls(&src_ca);
+    let auth = RegistryAuth::Token {
+        user: "robot".into(),
+        password: "s3cret".into(),
+        ttl_secs: 300,
+    };
+    let dest = Registry::start_known_as_localhost(auth, Some(&dest_ca));
+    assert!(dest.token_server().unwrap().realm().starts_with("https://"));
+    let image = format!("{}/base/busybox:1", src.host());
+    push_busybox_base(tmp.path(), &format!("docker://{image}"));
+    let src_dir = dir_with_ca(tmp.path(), "src-certs", &src_ca);
+    let dest_dir = dir_with_ca(tmp.path(), "dest-certs", &dest_ca);
+    let copy = format!("{}/mirrored/busybox:1", dest.host());
+    let out = mirror(
+        tmp.path(),
+        &[
+            &image,
+            &copy,
+            "--src-cert-dir",
+            &src_dir,
+            "--dest-cert-dir",
+            &dest_dir,
+            "--dest-creds",
+            "robot:s3cret",
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("places its uploads on another origin"),
+        "{log}"
+    );
+    let digest = skopeo_inspect_with_cert_dir(&format!("docker://{image}"), src_dir.as_ref())
+        ["Digest"]
+        .clone();
+    let read = run_tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--creds=robot:s3cret",
+            &format!("--cert-dir={dest_dir}"),
+            &format!("docker://{copy}"),
+        ],
+    );
+    let read: serde_json::Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(read["Digest"], digest);
+}
+
+/// Scheme and trust flags for one side or both: `--src-plain-http` with `--insecure` (both
+/// sides), `--src-insecure` with `--dest-plain-http`, and `--plain-http` for both.
+#[test]
+fn the_scheme_and_trust_flags_apply_to_their_sides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("registry CA");
+    let (plain, tls, other_plain) = (
+        Registry::start(),
+        Registry::start_tls(&ca),
+        Registry::start(),
+    );
+    let image = format!("{}/base/busybox:1", plain.host());
+    push_busybox_base(tmp.path(), &format!("docker://{image}"));
+    let on_tls = format!("{}/mirrored/busybox:1", tls.host());
+    let on_plain = format!("{}/mirrored/busybox:1", other_plain.host());
+    for (src, dest, flags) in [
+        (&image, &on_tls, &["--src-plain-http", "--insecure"][..]),
+        (
+            &on_tls,
+            &on_plain,
+            &["--src-insecure", "--dest-plain-http"][..],
+        ),
+        (&image, &on_plain, &["--plain-http"][..]),
+    ] {
+        let out = mirror(
+            tmp.path(),
+            &[&[src.as_str(), dest.as_str()][..], flags].concat(),
+        );
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "mirror {flags:?}:\n{log}");
+    }
+    let dir = dir_with_ca(tmp.path(), "certs", &ca);
+    let source = skopeo_inspect(&format!("docker://{image}"))["Digest"].clone();
+    let read = skopeo_inspect_with_cert_dir(&format!("docker://{on_tls}"), dir.as_ref());
+    assert_eq!(read["Digest"], source);
+    assert_eq!(
+        skopeo_inspect(&format!("docker://{on_plain}"))["Digest"],
+        source
+    );
 }

@@ -58,8 +58,9 @@ impl SpecRegistry {
         })
     }
 
-    /// One with the upload rules of `personality` that knows itself as `localhost:PORT`: every
-    /// upload Location is on that name, while [`Self::host`] reaches it at 127.0.0.1.
+    /// One with the upload rules of `personality` that knows itself as `localhost`: every
+    /// upload Location is on `localhost:PORT` (PORT: the one the client reached), while
+    /// [`Self::host`] reaches it at 127.0.0.1.
     pub fn start_known_as_localhost(personality: Personality) -> Self {
         Self::start_with(Settings {
             personality: Some(personality),

@@ -12,7 +12,8 @@ pub(super) struct Settings {
     pub(super) port: AtomicU64,
     /// Answers every upload with an absolute Location on `localhost:PORT`, the name it knows
     /// itself by (Quay's `SERVER_HOSTNAME`, `endpoints/v2/blob.py` `_upload_url`; distribution's
-    /// `http.host`), whatever name the client used.
+    /// `http.host`), whatever name the client used; PORT is the one the client reached, as
+    /// behind a port-forward or proxy that keeps it (so a test's proxy stays in the path).
     pub(super) known_as_localhost: bool,
     /// Sent as `OCI-Chunk-Min-Length` when a session opens.
     pub(super) min_chunk: Option<u64>,
@@ -27,12 +28,6 @@ pub(super) struct Settings {
 impl Settings {
     pub(super) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port.load(Ordering::SeqCst))
-    }
-
-    /// The name it writes its own absolute URLs with, when it has one.
-    pub(super) fn own_name(&self) -> Option<String> {
-        self.known_as_localhost
-            .then(|| format!("localhost:{}", self.port.load(Ordering::SeqCst)))
     }
 
     pub(super) fn take_commit_failure(&self) -> bool {

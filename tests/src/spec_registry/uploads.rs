@@ -85,10 +85,14 @@ impl Uploads<'_> {
             Personality::Quay => format!("http://{}{url}", self.host),
             _ => url,
         };
-        let url = match self.settings.own_name() {
-            Some(name) if url.starts_with('/') => format!("http://{name}{url}"),
-            Some(name) => url.replacen(&self.host, &name, 1),
-            None => url,
+        if !self.settings.known_as_localhost {
+            return vec![("Location".into(), url)];
+        }
+        let port = self.host.rsplit_once(':').map_or("80", |(_, port)| port);
+        let name = format!("localhost:{port}");
+        let url = match url.starts_with('/') {
+            true => format!("http://{name}{url}"),
+            false => url.replacen(&self.host, &name, 1),
         };
         vec![("Location".into(), url)]
     }
