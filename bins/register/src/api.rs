@@ -29,7 +29,7 @@ pub enum ApiError {
     #[error("TLS to the Model Registry at {url} failed: {failure}; {fix}")]
     Tls {
         url: String,
-        failure: modelcar_shared::tls::TlsFailure,
+        failure: Box<modelcar_shared::tls::TlsFailure>,
         fix: String,
     },
     #[error("the Model Registry at {url} rejected the token from {token_source} ({status}): check it, or give another with --token-file / --token")]
@@ -281,7 +281,7 @@ impl Api {
         Some(ApiError::Tls {
             url: self.url.clone(),
             fix: failure.server_fix(base.host_str().unwrap_or_default()),
-            failure,
+            failure: Box::new(failure),
         })
     }
 }

@@ -397,7 +397,7 @@ impl HubClient {
                 endpoint: self.endpoint().into(),
                 action: action.into(),
                 fix: failure.server_fix(url.host_str().unwrap_or_default()),
-                failure,
+                failure: Box::new(failure),
             },
             None => self.unreachable(action, source),
         }

@@ -33,7 +33,7 @@ pub enum HubError {
     Tls {
         endpoint: String,
         action: String,
-        failure: crate::tls::TlsFailure,
+        failure: Box<crate::tls::TlsFailure>,
         fix: String,
     },
     #[error("the Hub at {endpoint} answered {status} to {action}: {detail}")]

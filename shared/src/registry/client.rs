@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{
-    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
-};
+use reqwest::header::{HeaderMap, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
-use super::auth::{Auth, Authorization};
+use super::auth::Auth;
 use super::credentials::CredentialSource;
 use super::error::RegistryError;
 use super::reference::Reference;
@@ -81,14 +79,14 @@ pub struct RegistryClient {
 #[derive(Debug)]
 pub(super) struct Inner {
     pub(super) http: reqwest::Client,
-    reference: Reference,
+    pub(super) reference: Reference,
     /// `http(s)://host/v2/<repository>/`
     pub(super) repo_url: Url,
     pub(super) auth: Auth,
     retries: u32,
     flag_prefix: &'static str,
     /// The other origin the registry places its uploads on, once it has placed one there.
-    upload_origin: std::sync::Mutex<Option<String>>,
+    pub(super) upload_origin: std::sync::Mutex<Option<String>>,
 }
 
 impl RegistryClient {
@@ -156,48 +154,6 @@ impl RegistryClient {
     /// an upload may be sent, with credentials, whatever a server or a file names.
     pub fn is_own_origin(&self, url: &Url) -> bool {
         url.origin() == self.inner.repo_url.origin()
-    }
-
-    /// The registry placed an upload at `url`, on another origin than its own: said once.
-    pub(super) fn placed_uploads_on(&self, url: &Url) {
-        let origin = url.origin().ascii_serialization();
-        let mut known = self
-            .inner
-            .upload_origin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if known.as_deref() != Some(origin.as_str()) {
-            tracing::info!(
-                registry = %self.registry(),
-                upload_origin = %origin,
-                "the registry places its uploads on another origin (the name it knows itself \
-                 by): following it, with no password and a token only over HTTPS"
-            );
-            *known = Some(origin);
-        }
-    }
-
-    /// Whether the registry itself places uploads where `url` points: its own origin, or the
-    /// other origin it answered this run with (asked with a new upload when it has not yet).
-    /// An upload URL read back from a file is used only then: the file is group-writable, and
-    /// a planted record must not get a token, or a byte, sent anywhere else.
-    pub async fn places_uploads_at(&self, url: &Url) -> bool {
-        if self.is_own_origin(url) {
-            return true;
-        }
-        let known = |client: &Self| {
-            client
-                .inner
-                .upload_origin
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        };
-        if known(self).is_none() {
-            // An upload opened only to learn where uploads go; the registry purges it.
-            let _ = self.start_upload().await;
-        }
-        known(self).as_deref() == Some(url.origin().ascii_serialization().as_str())
     }
 
     /// Whether `other` is served by the same registry, so blobs can be mounted between them.
@@ -427,37 +383,6 @@ impl RegistryClient {
             registry: self.registry().into(),
             action: action.into(),
             source,
-        }
-    }
-
-    /// `request` with the credentials that may go where it goes ([`Authorization::value_for`]);
-    /// and where that is, when it is not this registry's own origin.
-    pub(super) fn authorized(
-        &self,
-        action: &str,
-        mut request: reqwest::Request,
-        auth: &Authorization,
-    ) -> Result<(reqwest::Request, Option<Url>), RegistryError> {
-        let own = self.is_own_origin(request.url());
-        if let Some(value) = auth.value_for(own, request.url()) {
-            let mut value = HeaderValue::from_str(value).map_err(|_| RegistryError::Protocol {
-                registry: self.registry().into(),
-                action: action.into(),
-                detail: "the credentials cannot be sent in an HTTP header".into(),
-            })?;
-            value.set_sensitive(true);
-            request.headers_mut().insert(AUTHORIZATION, value);
-        }
-        let foreign = (!own).then(|| request.url().clone());
-        Ok((request, foreign))
-    }
-
-    pub(super) fn foreign_refused(&self, action: &str, url: &Url) -> RegistryError {
-        RegistryError::ForeignOriginRefused {
-            registry: self.registry().into(),
-            action: action.into(),
-            origin: self.inner.repo_url.origin().ascii_serialization(),
-            upload_origin: url.origin().ascii_serialization(),
         }
     }
 

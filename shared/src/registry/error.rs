@@ -117,7 +117,7 @@ pub enum RegistryError {
     Tls {
         registry: String,
         action: String,
-        failure: crate::tls::TlsFailure,
+        failure: Box<crate::tls::TlsFailure>,
         fix: String,
     },
     #[error("cannot use the certificates for registry {registry}")]

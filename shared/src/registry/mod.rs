@@ -5,6 +5,7 @@ mod auth;
 pub mod client;
 pub mod credentials;
 mod error;
+mod origin;
 pub mod range;
 pub mod reference;
 mod tls;

@@ -99,7 +99,7 @@ pub(super) fn failure(
     RegistryError::Tls {
         registry: registry.into(),
         action: action.into(),
-        failure,
+        failure: Box::new(failure),
         fix,
     }
 }

@@ -8,7 +8,8 @@ use super::peer::{peer_certificate, CertificateSummary};
 pub struct TlsFailure {
     pub problem: TlsProblem,
     /// `None` when the server presents none (it speaks no TLS) or the problem is ours.
-    pub certificate: Option<CertificateSummary>,
+    /// Boxed: errors carrying it stay small on the happy path.
+    pub certificate: Option<Box<CertificateSummary>>,
 }
 
 impl std::fmt::Display for TlsFailure {
@@ -30,7 +31,7 @@ impl TlsFailure {
         let certificate = match problem {
             TlsProblem::NotTls | TlsProblem::ClientCertificate => None,
             _ => match (url.host_str(), url.port_or_known_default()) {
-                (Some(host), Some(port)) => peer_certificate(host, port).await,
+                (Some(host), Some(port)) => peer_certificate(host, port).await.map(Box::new),
                 _ => None,
             },
         };
