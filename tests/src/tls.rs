@@ -132,3 +132,16 @@ impl TestCa {
         Arc::new(config)
     }
 }
+
+/// Asserts that a run refused for its TLS said every one of `needles` within a second of
+/// `started`: a certificate error is said at once, not retried as a network failure.
+pub fn assert_said_at_once(started: std::time::Instant, err: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(err.contains(needle), "expected {needle:?} in:\n{err}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}:\n{err}"
+    );
+}
