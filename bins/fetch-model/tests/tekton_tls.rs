@@ -54,3 +54,36 @@ fn the_task_reaches_a_tls_hub_mirror_through_its_ca_bundle_workspace() {
     let fetched = std::fs::read(ws.join("models/tiny/model.safetensors")).unwrap();
     assert!(fetched == weights, "the weights arrived whole");
 }
+
+/// The CA flags on the command line: the Hub's CA as `--service-ca-file` (where OpenShift's
+/// service CA goes), and `--no-service-ca` beside `--ca-file`.
+#[test]
+fn the_hubs_ca_is_taken_from_either_ca_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("modelcar test Hub CA");
+    let hub = HubServer::start_tls(
+        vec![HubRepo::new("org/tiny").file("config.json", b"{}".to_vec())],
+        &ca,
+    );
+    let ca_file = ca.write_ca(tmp.path(), "service-ca.crt");
+    for (n, flags) in [
+        ["--service-ca-file", ca_file.to_str().unwrap(), ""],
+        ["--ca-file", ca_file.to_str().unwrap(), "--no-service-ca"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dest = tmp.path().join(format!("model-{n}"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fetch-model"))
+            .args(["org/tiny", "--endpoint", &hub.endpoint(), "--dest"])
+            .arg(&dest)
+            .args(flags.iter().filter(|f| !f.is_empty()))
+            .env_remove("HF_TOKEN")
+            .env_remove("MODELCAR_WORKSPACE")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}:\n{log}");
+        assert_eq!(std::fs::read(dest.join("config.json")).unwrap(), b"{}");
+    }
+}

@@ -60,3 +60,39 @@ fn the_task_reaches_a_tls_model_registry_through_its_ca_bundle_workspace() {
     assert!(!results["MODEL_VERSION_ID"].is_empty(), "{results:?}");
     assert_eq!(server.created().model_artifacts, 1);
 }
+
+/// The CA flags on the command line: the Model Registry's CA as `--service-ca-file` (where
+/// OpenShift's service CA goes), and `--no-service-ca` beside `--ca-file`.
+#[test]
+fn the_model_registrys_ca_is_taken_from_either_ca_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("modelcar test service CA");
+    let server = ModelRegistryServer::start_tls(TOKEN, &ca);
+    let ca_file = ca.write_ca(tmp.path(), "service-ca.crt");
+    let token = tmp.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let uri = format!("oci://quay.io/org/tiny@{DIGEST}");
+    for flags in [
+        ["--service-ca-file", ca_file.to_str().unwrap(), ""],
+        ["--ca-file", ca_file.to_str().unwrap(), "--no-service-ca"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_register"))
+            .args(["--url", &server.url(), "--token-file"])
+            .arg(&token)
+            .args([
+                "--model-name",
+                "tiny",
+                "--version-name",
+                "v1",
+                "--uri",
+                &uri,
+            ])
+            .args(["--model-format-name", "vLLM"])
+            .args(flags.iter().filter(|f| !f.is_empty()))
+            .env_remove("MODELCAR_WORKSPACE")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{flags:?}:\n{log}");
+    }
+}
