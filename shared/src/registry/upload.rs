@@ -111,7 +111,7 @@ impl RegistryClient {
                 // `Range` lags (aws/containers-roadmap #2831). A registry that kept less fails
                 // the digest on commit, and the blob is sent again.
                 session.offset = end + 1;
-                if let Some(location) = self.location_in(&action, &resp)? {
+                if let Some(location) = self.location_in(&resp) {
                     session.location = location;
                 }
                 Ok(())
@@ -145,7 +145,7 @@ impl RegistryClient {
                     .unwrap_or(0);
                 session.offset = held;
                 // Quay's answer has no Location: the one we had stays good.
-                if let Some(location) = self.location_in(action, &resp)? {
+                if let Some(location) = self.location_in(&resp) {
                     session.location = location;
                 }
                 Ok(Some(held))
@@ -257,7 +257,7 @@ impl RegistryClient {
         offset: u64,
     ) -> Result<UploadSession, RegistryError> {
         let location = self
-            .location_in(action, resp)?
+            .location_in(resp)
             .ok_or_else(|| RegistryError::Protocol {
                 registry: self.registry().into(),
                 action: action.into(),
@@ -277,16 +277,12 @@ impl RegistryClient {
     /// another origin is followed, as docker and skopeo follow it, and remembered as where
     /// this registry places its uploads; what may be sent there is
     /// [`Authorization::value_for`](super::auth::Authorization::value_for)'s to say.
-    fn location_in(&self, _action: &str, resp: &Response) -> Result<Option<Url>, RegistryError> {
-        let Some(location) = header_str(resp.headers(), LOCATION) else {
-            return Ok(None);
-        };
-        let Ok(url) = self.inner().repo_url.join(&location) else {
-            return Ok(None);
-        };
+    fn location_in(&self, resp: &Response) -> Option<Url> {
+        let location = header_str(resp.headers(), LOCATION)?;
+        let url = self.inner().repo_url.join(&location).ok()?;
         if !self.is_own_origin(&url) {
             self.placed_uploads_on(&url);
         }
-        Ok(Some(url))
+        Some(url)
     }
 }
