@@ -61,10 +61,12 @@ fn a_loopback_registry_is_spoken_tls_or_plain_http_as_it_answers_with_no_flag() 
     );
     assert_eq!(digest(report), skopeo_digest(tmp.path(), &image, &ca));
 
-    // A plain-HTTP registry on loopback: no flag, and said once.
+    // A plain-HTTP registry on loopback, the base's too: no flag, probed and said once.
     let plain = Registry::start();
+    let base = format!("{}/base/busybox:1", plain.host());
+    push_busybox_base(tmp.path(), &format!("docker://{base}"));
     let image = format!("{}/models/plain:v1", plain.host());
-    let out = build_push(tmp.path(), &[&model, &image, "--base", "scratch"]);
+    let out = build_push(tmp.path(), &[&model, &image, "--base", &base]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
     assert_eq!(

@@ -1,7 +1,9 @@
 //! How a registry client meets TLS: which scheme it speaks, which certificates it presents and
 //! trusts for this registry, and what a TLS failure tells the user to do.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use reqwest::Url;
@@ -55,22 +57,37 @@ pub(super) async fn scheme(
     match plain_http {
         Some(true) => "http",
         Some(false) => "https",
-        None if reference.is_localhost() => {
-            let ping = format!("https://{}/v2/", reference.api_host());
-            match http.get(ping).timeout(PROBE_TIMEOUT).send().await {
-                Err(e) if speaks_no_tls(&e) => {
-                    tracing::info!(
-                        registry = %reference.registry,
-                        "the registry speaks plain HTTP, not TLS: using http:// \
-                         (--plain-http says so at once)"
-                    );
-                    "http"
-                }
-                _ => "https",
-            }
-        }
+        None if reference.is_localhost() => probed_scheme(http, reference).await,
         None => "https",
     }
+}
+
+/// The scheme a loopback registry answered the HTTPS probe with, probed once per run however
+/// many clients reach it (a base on DEST's registry, several destinations), and said once.
+async fn probed_scheme(http: &reqwest::Client, reference: &Reference) -> &'static str {
+    static PROBED: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let probed = || {
+        PROBED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    let host = reference.api_host();
+    if let Some(scheme) = probed().get(host) {
+        return *scheme;
+    }
+    let ping = format!("https://{host}/v2/");
+    let scheme = match http.get(ping).timeout(PROBE_TIMEOUT).send().await {
+        Err(e) if speaks_no_tls(&e) => "http",
+        _ => "https",
+    };
+    if probed().insert(host.to_string(), scheme).is_none() && scheme == "http" {
+        tracing::info!(
+            registry = %reference.registry,
+            "the registry speaks plain HTTP, not TLS: using http:// (--plain-http says so at once)"
+        );
+    }
+    scheme
 }
 
 /// Whether the HTTPS probe met a server that speaks no TLS: it answered the ClientHello with
