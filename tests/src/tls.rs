@@ -17,6 +17,7 @@ pub const SERVER_NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     ca_pem: String,
+    name: String,
 }
 
 /// A certificate and its key, PEM.
@@ -54,7 +55,13 @@ impl TestCa {
         Self {
             ca_pem: cert.pem(),
             issuer: Issuer::new(params, key),
+            name: name.into(),
         }
+    }
+
+    /// Its common name, as an "unknown issuer" error shows it (`CN=<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The CA certificate, PEM: what a user puts in a ConfigMap or `--ca-file`.

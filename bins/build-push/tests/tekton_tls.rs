@@ -5,7 +5,7 @@
 use modelcar_testkit::model::write_model;
 use modelcar_testkit::oci_tools::skopeo_inspect_with_cert_dir;
 use modelcar_testkit::tekton::{bundle_dir, config_map_volume, load_task, LocalTaskRun};
-use modelcar_testkit::tls::{assert_said_at_once, TestCa};
+use modelcar_testkit::tls::TestCa;
 use modelcar_testkit::Registry;
 
 #[test]
@@ -36,15 +36,7 @@ fn the_task_pushes_to_a_tls_registry_through_its_ca_bundle_workspace() {
         .workspace("dockerconfig", &dockerconfig)
     };
 
-    let started = std::time::Instant::now();
-    let err = run().fails(&task);
-    // Said at once, with the CA's name and the fix, not retried as a network failure.
-    let needles = [
-        "issued by a CA this run does not trust",
-        "CN=modelcar test",
-        "--ca-file",
-    ];
-    assert_said_at_once(started, &err, &needles);
+    run().refused_for_an_untrusted_ca(&task, &ca);
 
     let results = run().workspace("ca-bundle", &bundle).succeeds(&task);
     assert_eq!(results["IMAGE_URL"], dest);

@@ -5,7 +5,7 @@
 use modelcar_testkit::tekton::{
     bundle_dir, config_map_volume, load_task, LocalTaskRun, SERVICE_ACCOUNT_DIR,
 };
-use modelcar_testkit::tls::{assert_said_at_once, TestCa};
+use modelcar_testkit::tls::TestCa;
 use modelcar_testkit::ModelRegistryServer;
 
 const TOKEN: &str = "sa-token-tls";
@@ -46,15 +46,7 @@ fn the_task_reaches_a_tls_model_registry_through_its_ca_bundle_workspace() {
         run
     };
 
-    let started = std::time::Instant::now();
-    let err = run().fails(&task);
-    // Said at once, with the CA's name and the fix, not retried as a network failure.
-    let needles = [
-        "issued by a CA this run does not trust",
-        "CN=modelcar test",
-        "--ca-file",
-    ];
-    assert_said_at_once(started, &err, &needles);
+    run().refused_for_an_untrusted_ca(&task, &ca);
 
     let results = run().workspace("ca-bundle", &bundle).succeeds(&task);
     assert!(!results["MODEL_VERSION_ID"].is_empty(), "{results:?}");

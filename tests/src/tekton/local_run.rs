@@ -238,6 +238,21 @@ impl LocalTaskRun {
         let failed = failed.unwrap_or_else(|| panic!("Task {} succeeded", task.metadata.name));
         String::from_utf8_lossy(&failed.output.stderr).into_owned()
     }
+
+    /// Runs the Task's steps against a server whose CA `ca` only the ca-bundle workspace
+    /// would hold; asserts a step was refused at once for it, naming the CA and `--ca-file`,
+    /// not retried as a network failure.
+    pub fn refused_for_an_untrusted_ca(&self, task: &Task, ca: &crate::tls::TestCa) {
+        let started = std::time::Instant::now();
+        let err = self.fails(task);
+        let issuer = format!("CN={}", ca.name());
+        let needles = [
+            "issued by a CA this run does not trust",
+            &issuer,
+            "--ca-file",
+        ];
+        crate::tls::assert_said_at_once(started, &err, &needles);
+    }
 }
 
 /// `dir` laid out as the kubelet lays out a ConfigMap or Secret volume: each key a symlink
