@@ -13,6 +13,7 @@ pub mod oci_tools;
 pub mod proxy;
 pub mod registry;
 pub mod rewriting_proxy;
+pub mod runtime;
 pub mod spec_registry;
 pub mod tekton;
 pub mod tls;
