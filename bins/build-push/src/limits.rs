@@ -7,9 +7,11 @@ use modelcar_shared::transfer::DestSpec;
 use crate::plan::SizeLimit;
 
 /// The default `--max-layers`, base layers included. CRI-O (OpenShift's runtime) cannot start
-/// a container from an image of more than about 127 layers ("max depth exceeded": the
-/// overlay mount options of every layer must fit in one page; cri-o/cri-o#6261,
-/// containers/storage#489); 100 leaves room for the base and for layers added later.
+/// a container from an image of more than 128 layers ("max depth exceeded": containers/storage's
+/// overlay driver caps the lower layers at `maxDepth`, 128 in the releases CRI-O and podman 4
+/// ship, 500 at its HEAD; cri-o/cri-o#6261, containers/storage#489). Measured on a real
+/// runtime by build-push's tests/on_a_node.rs: 128 layers start, 129 do not. 100 leaves 28 for
+/// the base and for layers added later.
 pub const DEFAULT_MAX_LAYERS: usize = 100;
 
 /// The limit a run's layers must keep: `--max-layer-size` when given, else the smallest

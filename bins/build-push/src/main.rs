@@ -80,9 +80,10 @@ struct Args {
     #[arg(long, env = "MODELCAR_LAYER_THRESHOLD", value_parser = parse_size, default_value = "16MiB")]
     layer_threshold: u64,
 
-    /// Layers the whole image may have, the base's included. CRI-O, OpenShift's container
-    /// runtime, cannot start a container from an image of more than about 127 layers ("max
-    /// depth exceeded"); below this budget every large file has a layer of its own (layers
+    /// Layers the whole image may have, the base's included. containers/storage, the storage
+    /// of CRI-O (OpenShift's runtime) and podman, cannot start a container from an image of
+    /// more than 128 layers ("max depth exceeded"; measured with podman 4.3 and runc: 128
+    /// start, 129 do not); below this budget every large file has a layer of its own (layers
     /// are pulled in parallel), beyond it large files share layers of balanced size, in path
     /// order, so the same files always give the same layers.
     #[arg(long, env = "MODELCAR_MAX_LAYERS", default_value_t = build_push::limits::DEFAULT_MAX_LAYERS, value_parser = clap::value_parser!(usize))]

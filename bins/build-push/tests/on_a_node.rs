@@ -2,8 +2,9 @@
 //! containers/storage, the testkit's runtime harness): KServe's predictor pod for the
 //! InferenceService deploy renders, under OpenShift's restricted security context, serves
 //! every file of the model to a server of an arbitrary UID through the modelcar sidecar's
-//! `/proc/<pid>/root` link; and an image without a shell is refused by KServe's
-//! `modelcar-init` check, as on a cluster.
+//! `/proc/<pid>/root` link; an image without a shell is refused by KServe's `modelcar-init`
+//! check, as on a cluster; and the layer count containers/storage starts a container from is
+//! the one `--max-layers` documents.
 
 mod common;
 
@@ -14,6 +15,7 @@ use common::{build_push, stderr};
 use deploy::{inference_service, ServeSpec};
 use modelcar_testkit::base_image::push_busybox_base;
 use modelcar_testkit::model::write_model;
+use modelcar_testkit::oci_tools::skopeo_inspect;
 use modelcar_testkit::runtime::kserve::{predictor_pod, MODEL_PATH};
 use modelcar_testkit::runtime::reader::{model_reader, sums_in_logs, sums_of_dir};
 use modelcar_testkit::runtime::{podman, PodSecurity, ARBITRARY_UID};
@@ -55,6 +57,14 @@ fn kserve_serves_every_file_of_a_200_shard_modelcar_to_an_arbitrary_uid() {
     write_model(&model, 200, 16 << 10);
     let image = format!("{}/models/shards:v1", registry.host());
     let isvc = push(tmp.path(), &model, &image, &base);
+    let layers = skopeo_inspect(&format!("docker://{image}"))["Layers"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(
+        layers,
+        build_push::limits::DEFAULT_MAX_LAYERS,
+        "200 shards fill the default budget"
+    );
 
     let podman = podman();
     let server = model_reader(podman, MODEL_PATH);
@@ -85,11 +95,74 @@ fn a_modelcar_without_a_shell_fails_kserves_modelcar_init() {
     let isvc = push(tmp.path(), &model, &image, "scratch");
 
     let podman = podman();
-    let pod = predictor_pod(&isvc, model_reader(podman, MODEL_PATH), PodSecurity::default());
+    let pod = predictor_pod(
+        &isvc,
+        model_reader(podman, MODEL_PATH),
+        PodSecurity::default(),
+    );
     let Err(failed) = pod.start(podman) else {
         panic!("a ModelCar with no shell started");
     };
     assert_eq!(failed.container, "modelcar-init");
     let said = failed.to_string();
     assert!(said.contains("\"sh\""), "{said}");
+}
+
+/// The most layers containers/storage (CRI-O's and podman's storage) starts a container
+/// from, as `--max-layers`' help and docs/design.md state it: measured here by bisecting
+/// images of 100 to 300 layers, and kept true by the test below.
+const NODE_LAYER_LIMIT: usize = 128;
+
+/// Starts `image` with a shell command, as a pod's container starts; podman's stderr if not.
+fn start_fails(image: &str) -> Option<String> {
+    let out = podman().output(&[
+        "run",
+        "--rm",
+        "--tls-verify=false",
+        image,
+        "sh",
+        "-c",
+        "true",
+    ]);
+    (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn containers_storage_starts_the_documented_layer_limit_and_no_more() {
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = format!("{}/base/busybox:1", registry.host());
+    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for i in 0..NODE_LAYER_LIMIT + 8 {
+        let file = model.join(format!("shard-{i:04}.bin"));
+        modelcar_testkit::model::write_random(&file, 4096, i as u64);
+    }
+    let image_of = |layers: usize| {
+        let image = format!("{}/models/layers-{layers}:v1", registry.host());
+        let max = layers.to_string();
+        let args = [model.to_str().unwrap(), &image, "--base", &base];
+        let more = ["--layer-threshold", "1KiB", "--max-layers", &max];
+        let out = build_push(tmp.path(), &[&args[..], &more[..]].concat());
+        assert!(out.status.success(), "{}", stderr(&out));
+        let layers_pushed = skopeo_inspect(&format!("docker://{image}"))["Layers"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(layers_pushed, layers, "{image}");
+        image
+    };
+    let at_limit = image_of(NODE_LAYER_LIMIT);
+    if let Some(err) = start_fails(&at_limit) {
+        panic!("{NODE_LAYER_LIMIT} layers did not start: {err}");
+    }
+    let over = image_of(NODE_LAYER_LIMIT + 1);
+    let err = start_fails(&over).expect("an image over the limit started");
+    assert!(err.contains("max depth exceeded"), "{err}");
+    eprintln!(
+        "{NODE_LAYER_LIMIT} layers start, {} do not; the default budget ({}) is {} below",
+        NODE_LAYER_LIMIT + 1,
+        build_push::limits::DEFAULT_MAX_LAYERS,
+        NODE_LAYER_LIMIT - build_push::limits::DEFAULT_MAX_LAYERS
+    );
 }
