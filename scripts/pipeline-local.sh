@@ -7,15 +7,24 @@
 # MODEL_REGISTRY_TOKEN or MODELCAR_TOKEN_FILE, or by default the testkit's Model Registry
 # server); then deploy --dry-run. Prints each step's result and the metadata file every step wrote to.
 #
-#   scripts/pipeline-local.sh [ORG/NAME]     default: a synthetic 2 x 64 MiB model, org/tiny
+#   scripts/pipeline-local.sh [--containers] [ORG/NAME]   default: a synthetic 2 x 64 MiB model, org/tiny
 #   KEEP=1 keeps the workspace and stops nothing (the registries' ports are printed).
+#
+# --containers runs each step as a node runs its pod: the six images built and pushed by
+# scripts/build-images.sh into the first registry, the Tasks of the bundle it renders (each
+# image by digest), every step started by podman + runc as OpenShift's restricted SCC starts
+# it (UID 1000650000, group 0, fsGroup 1000650000, no capabilities, no privilege escalation,
+# a read-only root), and deploy --dry-run in its image the same way. Prints the wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+containers=0
+if [ "${1:-}" = --containers ]; then containers=1; shift; fi
 repo=${1:-org/tiny}
 name=${repo#*/}
 
 . scripts/lib.sh
 install_missing_packages docker-registry skopeo
+[ $containers = 0 ] || install_missing_packages podman runc
 build_static_bins
 bin=$static_bin_dir
 work=$(mktemp -d /var/tmp/modelcar-pipeline.XXXXXX)
@@ -57,12 +66,20 @@ fi
 echo '{"auths":{}}' >"$work/dockerconfig/config.json"
 ws=$work/ws
 mkdir -p "$ws"
+tasks=tekton/tasks
+run_in=(--bin-dir "$bin")
+if [ $containers = 1 ]; then
+  scripts/build-images.sh --push "$first/modelcar" --out "$work/bundle" --tls-verify=false >"$work/images"
+  tasks=$work/bundle/tasks
+  run_in=(--run-in containers)
+fi
 
 # The Pipeline itself, its params passed as a PipelineRun passes them (tekton/examples), up to
 # register: deploy needs a cluster, so it runs below with --dry-run.
 echo "== tekton/pipelines/modelcar.yaml, up to register" >&2
-"$bin/tekton-local" --pipeline tekton/pipelines/modelcar.yaml --tasks tekton/tasks \
-  --bin-dir "$bin" --work "$work/tekton" --stop-after register \
+pipeline_started=$EPOCHREALTIME
+"$bin/tekton-local" --pipeline tekton/pipelines/modelcar.yaml --tasks "$tasks" \
+  "${run_in[@]}" --work "$work/tekton" --stop-after register \
   --param "repo=$repo" --param "hf-endpoint=$HF_ENDPOINT" --param variant=local \
   --param "dest=$first/models/$name:v1" --param base=scratch \
   --param "mirror-dest=$second/models/$name:v1" \
@@ -72,8 +89,27 @@ echo "== tekton/pipelines/modelcar.yaml, up to register" >&2
   --secret-env hf-token/token=HF_TOKEN | tee "$work/results" >&2
 grep -q '^register.MODEL_VERSION_ID=.' "$work/results" ||
   { echo "pipeline-local.sh: register reported no MODEL_VERSION_ID" >&2; exit 1; }
+if [ $containers = 1 ]; then
+  # The steps wrote as the restricted SCC's UID, into the fsGroup's workspace.
+  owner=$(stat -c %u:%g "$ws/models/$name/config.json")
+  [ "$owner" = 1000650000:1000650000 ] ||
+    { echo "pipeline-local.sh: the model is owned by $owner, not by the pod's UID and fsGroup" >&2; exit 1; }
+fi
+pipeline_secs=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $pipeline_started }")
 echo "== deploy --dry-run" >&2
-"$bin/deploy" "$name" --workspace "$ws" --dry-run >"$work/inferenceservice.yaml"
+if [ $containers = 1 ]; then
+  # As the deploy Task's pod would run it, minus the cluster.
+  read -ra flags <<<"$(podman_run_flags | tr '\n' ' ')"
+  podman run --rm "${flags[@]}" --tls-verify=false --network=host \
+    --user 1000650000:0 --group-add 1000650000 --cap-drop=all \
+    --security-opt=no-new-privileges --read-only --read-only-tmpfs=false \
+    --volume "$ws:/workspace/source:ro" "$(sed -n 's/^deploy //p' "$work/images")" \
+    "$name" --workspace /workspace/source --dry-run >"$work/inferenceservice.yaml"
+else
+  "$bin/deploy" "$name" --workspace "$ws" --dry-run >"$work/inferenceservice.yaml"
+fi
+grep -q '^kind: InferenceService' "$work/inferenceservice.yaml" ||
+  { echo "pipeline-local.sh: deploy --dry-run printed no InferenceService" >&2; exit 1; }
 echo "== deploy --dry-run wrote $work/inferenceservice.yaml" >&2
 
 a=$(skopeo inspect --tls-verify=false "docker://$first/models/$name:v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')
@@ -89,3 +125,5 @@ files = meta.pop("files", [])
 meta["files"] = f"{len(files)} files, {sum(f['size'] for f in files)} bytes, each with its sha256"
 print(json.dumps(meta, indent=2))
 PY
+mode=$([ $containers = 1 ] && echo "in containers (podman + runc, restricted)" || echo "with the binaries here")
+echo "pipeline $mode: fetch-model .. register in ${pipeline_secs} s, ${SECONDS} s in all"

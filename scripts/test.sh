@@ -13,8 +13,9 @@ sudo=""
 
 # The servers and independent readers the tests run against. busybox-static gives the test
 # base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs);
-# buildah builds the step images for test-bundle.sh.
-install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah runc
+# buildah builds the step images for test-bundle.sh; podman and runc start the images as a
+# node does (the testkit's runtime harness writes its own containers.conf for them).
+install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah runc podman
 
 # Independent Python readers: the official Model Registry client (reads back what register
 # writes), the reference JSON Schema validator (checks the ModelPack config against the
@@ -40,7 +41,9 @@ else
   $sudo env "PATH=$PATH" cargo test --workspace --locked
 fi
 
-# The user's paths from a clone, end to end: the pipeline on this machine, and the six images
-# pushed with the Tekton bundle rendered to run them.
+# The user's paths from a clone, end to end: the pipeline on this machine, the six images
+# pushed with the Tekton bundle rendered to run them, and the pipeline again with each step
+# in its image, started as OpenShift's restricted SCC starts a pod.
 scripts/pipeline-local.sh
 scripts/test-bundle.sh
+scripts/pipeline-local.sh --containers

@@ -1,17 +1,23 @@
 //! Runs a bundled Pipeline on this machine as a PipelineRun would run it (the testkit's
 //! LocalPipelineRun): the run's params, the Pipeline's defaults and wiring, each Task's steps
-//! with the env the Task sets, the binaries of bin-dir standing for the images. Used by
+//! with the env the Task sets, the binaries of bin-dir standing for the images (or, with
+//! `--run-in containers`, the images themselves on podman). Used by
 //! scripts/pipeline-local.sh. Prints each task's results, `TASK.RESULT=VALUE`, on stdout.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use modelcar_testkit::runtime::PodSecurity;
 use modelcar_testkit::tekton::{load_pipeline, load_task, LocalPipelineRun, LocalTaskRun, Task};
 
 const USAGE: &str = "usage: tekton-local --pipeline FILE --tasks DIR --bin-dir DIR --work DIR
     [--param NAME=VALUE]... [--workspace NAME=DIR]... [--mount POD_PATH=DIR]...
-    [--secret-env NAME/KEY=ENV_VAR]... [--stop-after TASK]";
+    [--secret-env NAME/KEY=ENV_VAR]... [--stop-after TASK] [--run-in host|containers]
+
+--run-in containers runs each step in the image its Task names, on podman + runc, as
+OpenShift's restricted SCC runs a pod (UID 1000650000, group 0, an fsGroup, no
+capabilities); by default the binaries of --bin-dir stand for the images.";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -54,8 +60,20 @@ fn run(args: Vec<String>) -> Result<(), String> {
         .map(|e| load_task(&e.path()))
         .map(|t| (t.metadata.name.clone(), t))
         .collect();
+    let containers = match flags.get("run-in").map(Vec::as_slice) {
+        None | Some(["host"]) => None,
+        Some(["containers"]) => Some(PodSecurity::default()),
+        _ => {
+            return Err(format!(
+                "--run-in host or --run-in containers, once\n{USAGE}"
+            ))
+        }
+    };
     // Each step's command names its binary's path in the image; bin-dir holds the same names.
-    let bin_dir = PathBuf::from(one("bin-dir")?);
+    let bin_dir = match (&containers, flags.get("bin-dir")) {
+        (Some(_), None) => PathBuf::new(),
+        _ => PathBuf::from(one("bin-dir")?),
+    };
     let binaries = tasks
         .values()
         .flat_map(|t| &t.spec.steps)
@@ -90,6 +108,7 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 .collect(),
             binaries,
             show_logs: true,
+            containers,
             ..LocalTaskRun::default()
         },
         root: PathBuf::from(one("work")?),

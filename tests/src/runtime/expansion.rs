@@ -63,7 +63,10 @@ mod tests {
             expand(written, no_vars),
             "ln -sf /proc/$$/root/models /mnt/models && sleep infinity"
         );
-        assert_eq!(expand("[ \"$$(ls -A /models)\" ]", no_vars), "[ \"$(ls -A /models)\" ]");
+        assert_eq!(
+            expand("[ \"$$(ls -A /models)\" ]", no_vars),
+            "[ \"$(ls -A /models)\" ]"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! no `command` the args go to the image's ENTRYPOINT. The pod is on the host's network: the
 //! registries and servers the tests start listen on this machine's loopback.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,7 +75,7 @@ pub struct RunningPod<'p> {
     name: String,
     spec: Pod,
     volumes: Vec<(String, PathBuf)>,
-    _empty_dirs: tempfile::TempDir,
+    pod_dir: tempfile::TempDir,
 }
 
 impl Pod {
@@ -88,7 +88,15 @@ impl Pod {
             true => "net,ipc,uts,pid",
             false => "net,ipc,uts",
         };
-        podman.ok(&["pod", "create", "--name", &name, "--network=host", "--share", share]);
+        podman.ok(&[
+            "pod",
+            "create",
+            "--name",
+            &name,
+            "--network=host",
+            "--share",
+            share,
+        ]);
         let empty_dirs = tempfile::tempdir().expect("pod volumes dir");
         let volumes = self.volume_dirs(empty_dirs.path());
         let pod = RunningPod {
@@ -96,7 +104,7 @@ impl Pod {
             name,
             spec: self.clone(),
             volumes,
-            _empty_dirs: empty_dirs,
+            pod_dir: empty_dirs,
         };
         for init in &self.init_containers {
             let output = pod.run_to_end(init, false);
@@ -108,7 +116,17 @@ impl Pod {
             }
         }
         for container in &self.containers {
-            podman.ok(&pod.run_args(container, "--detach"));
+            let out = podman
+                .command()
+                .args(pod.run_args(container, "--detach"))
+                .output()
+                .expect("run podman");
+            assert!(
+                out.status.success(),
+                "cannot start {}: {}",
+                container.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(pod)
     }
@@ -140,6 +158,27 @@ impl RunningPod<'_> {
             .unwrap_or_else(|e| panic!("cannot run podman for {}: {e}", container.name))
     }
 
+    /// `container`'s environment in podman's `--env-file` form, in the pod's own directory.
+    fn env_file(&self, container: &Container) -> PathBuf {
+        use std::io::Write;
+        let path = self.pod_dir.path().join(format!("{}.env", container.name));
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("env file");
+        for (name, value) in &container.env {
+            assert!(
+                !value.contains('\n'),
+                "{name}: an env file holds one line per variable"
+            );
+            writeln!(file, "{name}={value}").expect("write env file");
+        }
+        path
+    }
+
     /// `podman run` for `container` in this pod, `mode` being `--rm` or `--detach`.
     fn run_args(&self, container: &Container, mode: &str) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into(), "--pod".into(), self.name.clone()];
@@ -147,8 +186,11 @@ impl RunningPod<'_> {
         args.push(mode.into());
         args.push("--tls-verify=false".into());
         args.extend(self.spec.security.podman_flags(container.read_only_root));
-        for (name, value) in &container.env {
-            args.push(format!("--env={name}={value}"));
+        // From a file only root can read: a secret never shows in a process's arguments,
+        // which every user of the machine can read, and podman's own environment stays its
+        // own (it would take a step's REGISTRY_AUTH_FILE for its pulls).
+        if !container.env.is_empty() {
+            args.push(format!("--env-file={}", self.env_file(container).display()));
         }
         for mount in &container.mounts {
             let (_, dir) = self

@@ -106,6 +106,8 @@ impl Podman {
 
     /// Whether the store holds `reference`.
     pub fn has_image(&self, reference: &str) -> bool {
-        self.output(&["image", "exists", reference]).status.success()
+        self.output(&["image", "exists", reference])
+            .status
+            .success()
     }
 }

@@ -84,15 +84,14 @@ pub fn sums_of_dir(dir: &Path) -> BTreeMap<String, String> {
     while let Some(d) = pending.pop() {
         for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
             let path = entry.expect("dir entry").path();
-            let kind = std::fs::symlink_metadata(&path).expect("metadata").file_type();
+            let kind = std::fs::symlink_metadata(&path)
+                .expect("metadata")
+                .file_type();
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_file() {
                 let rel = path.strip_prefix(dir).expect("under dir");
-                sums.insert(
-                    rel.to_string_lossy().into_owned(),
-                    sha256_of(&path),
-                );
+                sums.insert(rel.to_string_lossy().into_owned(), sha256_of(&path));
             }
         }
     }

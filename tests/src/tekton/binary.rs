@@ -41,6 +41,7 @@ pub fn check_task_runs_binary(task: &Path, binary: &str) {
         let secure = step.security_context.as_ref().is_some_and(|s| {
             s.run_as_non_root == Some(true)
                 && s.allow_privilege_escalation == Some(false)
+                && s.read_only_root_filesystem == Some(true)
                 && s.privileged != Some(true)
                 && s.capabilities
                     .as_ref()
@@ -48,7 +49,7 @@ pub fn check_task_runs_binary(task: &Path, binary: &str) {
         });
         if !secure {
             problems.push(format!(
-                "step {name}: securityContext must run as non-root, without privilege escalation, dropping ALL capabilities (restricted SCC)"
+                "step {name}: securityContext must run as non-root, without privilege escalation, dropping ALL capabilities, on a read-only root (restricted SCC)"
             ));
         }
         let limited = step

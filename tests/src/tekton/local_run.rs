@@ -36,6 +36,19 @@ pub struct LocalTaskRun {
     /// Steps write their logs to this process's stderr as they go (else they are kept in
     /// each [`StepOutcome`]).
     pub show_logs: bool,
+    /// Run each step in its image, on podman, as a pod under this security context does
+    /// (see [`super::local_containers`]), instead of the binaries here.
+    pub containers: Option<crate::runtime::PodSecurity>,
+}
+
+/// A step's process after Tekton's substitution.
+#[derive(Debug, Clone)]
+pub(super) struct StepProcess {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The step's `image`, substituted.
+    pub image: Option<String>,
 }
 
 /// What one step did.
@@ -49,6 +62,9 @@ impl LocalTaskRun {
     /// Runs every step of `task` in order, stopping at the first that fails (as Tekton does).
     pub fn run(&self, task: &Task) -> Result<Vec<StepOutcome>, String> {
         std::fs::create_dir_all(&self.results_dir).map_err(|e| e.to_string())?;
+        if let Some(security) = &self.containers {
+            return self.run_in_pod(task, security);
+        }
         std::fs::create_dir_all(&self.home).map_err(|e| e.to_string())?;
         let mut outcomes = Vec::new();
         for (i, step) in task.spec.steps.iter().enumerate() {
@@ -83,23 +99,46 @@ impl LocalTaskRun {
 
     /// The process a step's container would run: its command, args and env, substituted.
     pub fn command(&self, task: &Task, step: &Step) -> Result<Command, String> {
+        let process = self.process(task, step, false)?;
+        let binary = self.binaries.get(&process.program).ok_or_else(|| {
+            let step = step.name.as_deref().unwrap_or_default();
+            let program = &process.program;
+            format!(
+                "Task {} step {step}: no binary here for {program}",
+                task.metadata.name
+            )
+        })?;
+        let mut command = Command::new(binary);
+        command.args(&process.args);
+        command.env_clear().env("HOME", &self.home);
+        command.envs(process.env);
+        Ok(command)
+    }
+
+    /// What `step` runs after Tekton's substitution: with the pod's own paths when `in_pod`,
+    /// else with each mapped to the directory here that stands for it.
+    pub(super) fn process(
+        &self,
+        task: &Task,
+        step: &Step,
+        in_pod: bool,
+    ) -> Result<StepProcess, String> {
         let name = step.name.clone().unwrap_or_default();
         let at = |e: String| format!("Task {} step {name}: {e}", task.metadata.name);
         let value = |expr: &str| self.variable(task, expr);
-        let resolve = |s: &str| substitute(s, value).map(|v| self.host_path(task, &v));
+        let resolve = |s: &str| {
+            let v = substitute(s, value)?;
+            Ok::<_, String>(if in_pod { v } else { self.host_path(task, &v) })
+        };
         let (program, args) = step
             .command
             .split_first()
             .ok_or_else(|| at("names no command".into()))?;
-        let binary = self
-            .binaries
-            .get(program)
-            .ok_or_else(|| at(format!("no binary here for {program}")))?;
-        let mut command = Command::new(binary);
-        for arg in args.iter().chain(&step.args) {
-            command.arg(resolve(arg).map_err(at)?);
-        }
-        command.env_clear().env("HOME", &self.home);
+        let args = args.iter().chain(&step.args);
+        let args = args
+            .map(|a| resolve(a).map_err(at))
+            .collect::<Result<_, _>>()?;
+        let mut env = Vec::new();
         for var in &step.env {
             let val = match (&var.value, &var.value_from) {
                 (Some(v), _) => Some(resolve(v).map_err(at)?),
@@ -107,10 +146,19 @@ impl LocalTaskRun {
                 (None, None) => Some(String::new()),
             };
             if let Some(val) = val {
-                command.env(&var.name, val);
+                env.push((var.name.clone(), val));
             }
         }
-        Ok(command)
+        let image = step
+            .image
+            .as_deref()
+            .map(|i| substitute(i, value).map_err(at));
+        Ok(StepProcess {
+            program: program.clone(),
+            args,
+            env,
+            image: image.transpose()?,
+        })
     }
 
     fn secret_value(
@@ -186,7 +234,7 @@ pub(super) fn string_param(
 }
 
 /// Where Tekton mounts a workspace: its `mountPath`, else `/workspace/<name>`.
-fn workspace_mount_path(declared: &super::types::WorkspaceDeclaration) -> String {
+pub(super) fn workspace_mount_path(declared: &super::types::WorkspaceDeclaration) -> String {
     declared
         .mount_path
         .clone()

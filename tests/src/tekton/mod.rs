@@ -8,6 +8,7 @@ mod checks;
 mod controller;
 mod k8s;
 mod load;
+mod local_containers;
 mod local_pipeline;
 mod local_run;
 mod run;
