@@ -22,13 +22,16 @@
 #                    registry across a simulated wide-area link (WAN_RTT_MS=40, WAN_MBIT_PER_CONN=200,
 #                    WAN_MBIT_TOTAL=1000: the testkit's wan-proxy), upload methods and --jobs values,
 #                    against skopeo copy of the same image from an OCI layout over the same link
+#   scripts/bench.sh pull [MIB_PER_SHARD] [SHARDS]          default 768 MiB x 4: a node's cold
+#                    start, podman pull of build-push's image vs olot + skopeo's into an empty
+#                    store (scripts/bench-pull.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-build-push}
 files=${2:-100000}
 
 need=()
-for pkg in time bc docker-registry skopeo umoci buildah busybox-static; do
+for pkg in time bc docker-registry skopeo umoci buildah busybox-static podman; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -447,5 +450,6 @@ case "$what" in
   hf) bench_hf "${2:-768}" "${3:-4}" ;;
   fix-perms) bench_fix_perms ;;
   wan) bench_wan "${2:-128}" "${3:-4}" ;;
-  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, hf, fix-perms, wan)" >&2; exit 2 ;;
+  pull) . scripts/bench-pull.sh && bench_pull "${2:-768}" "${3:-4}" ;;
+  *) echo "bench.sh: unknown benchmark '$what' (known: build-push, mirror, chunks, fetch, hf, fix-perms, wan, pull)" >&2; exit 2 ;;
 esac

@@ -2,7 +2,7 @@
 //! containers/storage, the testkit's runtime harness): KServe's predictor pod for the
 //! InferenceService deploy renders, under OpenShift's restricted security context, serves
 //! every file of the model to a server of an arbitrary UID through the modelcar sidecar's
-//! `/proc/<pid>/root` link; an image without a shell is refused by KServe's `modelcar-init`
+//! `/proc/<pid>/root` link, and as an ImageVolume (`oci+native`); an image without a shell is refused by KServe's `modelcar-init`
 //! check, as on a cluster; and the layer count containers/storage starts a container from is
 //! the one `--max-layers` documents.
 
@@ -16,7 +16,9 @@ use deploy::{inference_service, ServeSpec};
 use modelcar_testkit::base_image::push_busybox_base;
 use modelcar_testkit::model::write_model;
 use modelcar_testkit::oci_tools::skopeo_inspect;
-use modelcar_testkit::runtime::kserve::{predictor_pod, MODEL_PATH};
+use modelcar_testkit::runtime::kserve::{
+    modelcar_image, native_pod, predictor_pod, ImageMount, MODEL_PATH,
+};
 use modelcar_testkit::runtime::reader::{model_reader, sums_in_logs, sums_of_dir};
 use modelcar_testkit::runtime::{podman, PodSecurity, ARBITRARY_UID};
 use modelcar_testkit::Registry;
@@ -48,7 +50,7 @@ fn push(home: &Path, model: &Path, image: &str, base: &str) -> Value {
 }
 
 #[test]
-fn kserve_serves_every_file_of_a_200_shard_modelcar_to_an_arbitrary_uid() {
+fn kserve_serves_every_file_of_a_200_shard_modelcar_to_an_arbitrary_uid_in_both_modes() {
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let base = format!("{}/base/busybox:1", registry.host());
@@ -83,6 +85,22 @@ fn kserve_serves_every_file_of_a_200_shard_modelcar_to_an_arbitrary_uid() {
         served.len()
     );
     assert_eq!(served, on_disk, "what the server read, against the model");
+    drop(running);
+
+    // The same image as KServe's oci+native mode mounts it: an ImageVolume, read-only.
+    let mounted = ImageMount::of(podman, &modelcar_image(&isvc));
+    let pod = native_pod(
+        &mounted,
+        model_reader(podman, MODEL_PATH),
+        PodSecurity::default(),
+    );
+    let running = pod.start(podman).unwrap_or_else(|e| panic!("{e}"));
+    let (code, logs) = running.wait("kserve-container", Duration::from_secs(120));
+    assert_eq!(
+        code, 0,
+        "the server could not read the image volume:\n{logs}"
+    );
+    assert_eq!(sums_in_logs(&logs), on_disk, "read from the image volume");
 }
 
 #[test]

@@ -7,10 +7,17 @@
 //! `MODEL_INIT_MODE=async`, and reaches the files through the link, which
 //! `shareProcessNamespace` makes resolvable. Both KServe containers are written with `args`
 //! and no `command`: the image's ENTRYPOINT, if it has one, runs them.
+//!
+//! `oci+native://` (`ConfigureOciNativeToContainer`): no sidecar, no init container, no
+//! shared PID namespace; the image is a Kubernetes ImageVolume `mnt-models` mounted on the
+//! server at `/mnt/models` with `subPath: models`, read-only. podman 4.3 has no subPath for
+//! an image mount, so [`native_pod`] mounts the image in the store (`podman image mount`, the
+//! same overlay the kubelet's runtime makes) and binds its `models` directory there.
 
 use serde_json::Value;
 
 use super::pod::{Container, Mount, Pod};
+use super::podman::Podman;
 use super::security::PodSecurity;
 
 /// `constants.StorageInitializerVolumeName`.
@@ -71,5 +78,50 @@ pub fn predictor_pod(isvc: &Value, server: Container, security: PodSecurity) -> 
         empty_dirs: vec![VOLUME.into()],
         host_dirs: Vec::new(),
         security,
+    }
+}
+
+/// An image mounted read-only in the store; unmounted when dropped.
+pub struct ImageMount<'p> {
+    podman: &'p Podman,
+    image: String,
+    pub root: std::path::PathBuf,
+}
+
+impl<'p> ImageMount<'p> {
+    /// Pulls `image` if needed and mounts it.
+    pub fn of(podman: &'p Podman, image: &str) -> Self {
+        if !podman.has_image(image) {
+            podman.pull(image);
+        }
+        let root = podman.ok(&["image", "mount", image]).trim().into();
+        Self {
+            podman,
+            image: image.into(),
+            root,
+        }
+    }
+}
+
+impl Drop for ImageMount<'_> {
+    fn drop(&mut self) {
+        let _ = self.podman.output(&["image", "unmount", &self.image]);
+    }
+}
+
+/// The predictor pod KServe makes for `oci+native://IMAGE`, the image mounted by `mounted`.
+pub fn native_pod(mounted: &ImageMount<'_>, server: Container, security: PodSecurity) -> Pod {
+    let volume = "mnt-models";
+    let mut server = server;
+    server.mounts.push(Mount {
+        volume: volume.into(),
+        path: MODEL_PATH.into(),
+        read_only: true,
+    });
+    Pod {
+        containers: vec![server],
+        host_dirs: vec![(volume.into(), mounted.root.join("models"))],
+        security,
+        ..Pod::default()
     }
 }
