@@ -1,6 +1,6 @@
 //! A TaskRun's pod on a real runtime: each step in its own image (the Task's `image` param,
 //! by digest from the bundle `scripts/build-images.sh` renders), pulled and started by podman
-//! + runc under the pod's security context (OpenShift's restricted SCC: an arbitrary UID,
+//! and runc under the pod's security context (OpenShift's restricted SCC: an arbitrary UID,
 //! group 0, the fsGroup, no capabilities, no privilege escalation; a read-only root where the
 //! step's `securityContext` asks for it), the steps one after the other as Tekton's
 //! entrypoint orders them. Each bound workspace is its directory here, given to the fsGroup
