@@ -53,3 +53,11 @@ pub fn push_busybox_base(work: &Path, dest: &str) {
         ],
     );
 }
+
+/// The busybox base pushed to the registry at `host` as `base/busybox:1` (built in `work`);
+/// its reference, for `--base`.
+pub fn busybox_base_in(work: &Path, host: &str) -> String {
+    let base = format!("{host}/base/busybox:1");
+    push_busybox_base(work, &format!("docker://{base}"));
+    base
+}

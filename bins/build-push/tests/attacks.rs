@@ -12,7 +12,7 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{build_push, command, stderr, uploads_in, MIB};
-use modelcar_testkit::base_image::push_busybox_base;
+use modelcar_testkit::base_image::{busybox_base_in, push_busybox_base};
 use modelcar_testkit::http_server::{HttpServer, Reply};
 use modelcar_testkit::model::random_bytes;
 use modelcar_testkit::oci_tools::skopeo_inspect;
@@ -162,8 +162,7 @@ fn a_planted_upload_record_sends_nothing_elsewhere() {
 fn a_base_that_does_not_match_its_pin_is_refused() {
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let base = format!("{}/base/busybox:1", registry.host());
-    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let base = busybox_base_in(tmp.path(), &registry.host());
     let pin = skopeo_inspect(&format!("docker://{base}"))["Digest"]
         .as_str()
         .unwrap()

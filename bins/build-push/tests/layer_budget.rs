@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{assert_fails, build_push, MIB};
 use modelcar_shared::hub::HubOptions;
-use modelcar_testkit::base_image::push_busybox_base;
+use modelcar_testkit::base_image::busybox_base_in;
 use modelcar_testkit::model::random_bytes;
 use modelcar_testkit::oci_tools::{assert_same_tree, skopeo_copy, skopeo_inspect, umoci_unpack};
 use modelcar_testkit::{CountingProxy, HubRepo, HubServer, Registry};
@@ -78,8 +78,7 @@ async fn two_hundred_shards_fit_the_default_layer_budget() {
     let hub = HubServer::start(vec![many_shards()]);
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let base = format!("{}/base/busybox:1", registry.host());
-    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let base = busybox_base_in(tmp.path(), &registry.host());
     let endpoint = hub.endpoint();
     let ws = tmp.path().join("ws");
     let model = fetch(&endpoint, &ws).await;

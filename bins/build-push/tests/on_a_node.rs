@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{build_push, stderr};
 use deploy::{inference_service, ServeSpec};
-use modelcar_testkit::base_image::push_busybox_base;
+use modelcar_testkit::base_image::busybox_base_in;
 use modelcar_testkit::model::write_model;
 use modelcar_testkit::oci_tools::skopeo_inspect;
 use modelcar_testkit::runtime::kserve::{
@@ -53,8 +53,7 @@ fn push(home: &Path, model: &Path, image: &str, base: &str) -> Value {
 fn kserve_serves_every_file_of_a_200_shard_modelcar_to_an_arbitrary_uid_in_both_modes() {
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let base = format!("{}/base/busybox:1", registry.host());
-    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let base = busybox_base_in(tmp.path(), &registry.host());
     let model = tmp.path().join("model");
     write_model(&model, 200, 16 << 10);
     let image = format!("{}/models/shards:v1", registry.host());
@@ -149,8 +148,7 @@ fn start_fails(image: &str) -> Option<String> {
 fn containers_storage_starts_the_documented_layer_limit_and_no_more() {
     let registry = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
-    let base = format!("{}/base/busybox:1", registry.host());
-    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let base = busybox_base_in(tmp.path(), &registry.host());
     let model = tmp.path().join("model");
     std::fs::create_dir_all(&model).unwrap();
     for i in 0..NODE_LAYER_LIMIT + 8 {

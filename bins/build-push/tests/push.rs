@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use modelcar_testkit::base_image::push_busybox_base;
+use modelcar_testkit::base_image::busybox_base_in;
 use modelcar_testkit::model::{write_model, write_random};
 use modelcar_testkit::oci_tools::{
     assert_same_tree, skopeo_copy, skopeo_inspect, skopeo_raw_manifest, umoci_unpack,
@@ -248,8 +248,7 @@ fn base_layers_are_mounted_within_a_registry_and_streamed_across() {
     let model = tmp.path().join("model");
     write_model(&model, 1, 2 * MIB);
     let (a, b) = (Registry::start(), Registry::start());
-    let base = format!("{}/base/busybox:1", a.host());
-    push_busybox_base(tmp.path(), &format!("docker://{base}"));
+    let base = busybox_base_in(tmp.path(), &a.host());
     let m = model.to_str().unwrap();
 
     let same = push_json(
