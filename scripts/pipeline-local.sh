@@ -24,7 +24,7 @@ name=${repo#*/}
 
 . scripts/lib.sh
 install_missing_packages docker-registry skopeo
-[ $containers = 0 ] || install_missing_packages podman runc
+[ $containers = 0 ] || install_missing_packages podman runc catatonit
 build_static_bins
 bin=$static_bin_dir
 work=$(mktemp -d /var/tmp/modelcar-pipeline.XXXXXX)

@@ -14,8 +14,9 @@ sudo=""
 # The servers and independent readers the tests run against. busybox-static gives the test
 # base image a shell that runs under chroot; util-linux gives setpriv (steps as other UIDs);
 # buildah builds the step images for test-bundle.sh; podman and runc start the images as a
-# node does (the testkit's runtime harness writes its own containers.conf for them).
-install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah runc podman
+# node does (the testkit's runtime harness writes its own containers.conf for them), and a
+# pod's infra container is catatonit, which podman only recommends.
+install_missing_packages docker-registry skopeo umoci apache2-utils busybox-static util-linux buildah runc podman catatonit
 
 # Independent Python readers: the official Model Registry client (reads back what register
 # writes), the reference JSON Schema validator (checks the ModelPack config against the
