@@ -18,6 +18,17 @@ pub enum DeployError {
     NoStorageUri,
     #[error("--storage-uri {0:?} is not an oci:// URI (a ModelCar image)")]
     NotOci(String),
+    #[error(
+        "--storage-uri {uri:?}: KServe knows no {scheme} (oci://, oci+native:// or \
+         oci+fetch://; or --oci-mode modelcar, native or fetch)"
+    )]
+    UnknownOciScheme { uri: String, scheme: String },
+    #[error("--storage-uri {uri:?} names the {named} mode, and --oci-mode says {flag}: give one")]
+    OciModeConflict {
+        uri: String,
+        named: crate::OciMode,
+        flag: crate::OciMode,
+    },
     #[error("Kubernetes configuration: {0}")]
     Config(String),
     #[error("namespace {0:?} does not exist (--namespace)")]

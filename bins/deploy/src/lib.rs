@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod diagnose;
 mod error;
 pub mod manifest;
+pub mod oci_mode;
 pub mod preflight;
 mod report;
 pub mod wait;
@@ -16,6 +17,7 @@ pub use apply::{ApplyOptions, Change};
 pub use cluster::{connect, ClusterOptions};
 pub use error::DeployError;
 pub use manifest::{inference_service, ServeSpec, Toleration};
+pub use oci_mode::{parse_oci_uri, OciMode};
 pub use report::{DeployOutcome, DeployReport, DryRun};
 
 use std::time::Duration;
@@ -79,10 +81,13 @@ pub async fn deploy(
     Ok(report)
 }
 
-/// `--storage-uri`, or the image build-push recorded, by digest (`oci://image@digest`).
+/// `--storage-uri`, or the image build-push recorded, by digest (`oci://image@digest`),
+/// written with the scheme of `mode` (`--oci-mode`), else of the mode the URI names, else
+/// modelcar's.
 pub fn storage_uri(
     flag: Option<&str>,
     workspace: Option<&Workspace>,
+    mode: Option<OciMode>,
 ) -> Result<String, DeployError> {
     let uri = match (flag, workspace) {
         (Some(uri), _) => uri.to_string(),
@@ -97,8 +102,17 @@ pub fn storage_uri(
         }
         (None, None) => return Err(DeployError::NoStorageUri),
     };
-    match uri.starts_with("oci://") {
-        true => Ok(uri),
-        false => Err(DeployError::NotOci(uri)),
+    let (named, image) = match parse_oci_uri(&uri) {
+        Ok(parsed) => parsed,
+        Err(None) => return Err(DeployError::NotOci(uri)),
+        Err(Some(scheme)) => return Err(DeployError::UnknownOciScheme { uri, scheme }),
+    };
+    match (mode, named) {
+        (Some(flag), Some(named)) if flag != named => Err(DeployError::OciModeConflict {
+            uri: uri.clone(),
+            named,
+            flag,
+        }),
+        _ => Ok(mode.or(named).unwrap_or_default().uri(image)),
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use deploy::{
-    storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun, ServeSpec,
-    Toleration,
+    storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun, OciMode,
+    ServeSpec, Toleration,
 };
 use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
@@ -37,9 +37,19 @@ struct Args {
     #[arg(long, env = "MODELCAR_NAMESPACE")]
     namespace: Option<String>,
 
-    /// oci://IMAGE@DIGEST (default: the image build-push recorded in the workspace metadata).
+    /// oci://IMAGE@DIGEST, or oci+native:// or oci+fetch:// (default: the image build-push
+    /// recorded in the workspace metadata).
     #[arg(long, env = "MODELCAR_STORAGE_URI", value_name = "URI")]
     storage_uri: Option<String>,
+
+    /// How KServe mounts the image, written as the storageUri's scheme: modelcar (oci://, a
+    /// sidecar reached through a shared PID namespace; KServe's default, any runtime),
+    /// native (oci+native://, a read-only ImageVolume: Kubernetes 1.33+ with the ImageVolume
+    /// feature gate, on by default from 1.35) or fetch (oci+fetch://, an init container
+    /// copies /models into an emptyDir: any cluster, a copy per pod). Default: the mode an
+    /// oci+MODE:// --storage-uri names, else modelcar.
+    #[arg(long, env = "MODELCAR_OCI_MODE", value_enum, value_name = "MODE")]
+    oci_mode: Option<OciMode>,
 
     /// The ServingRuntime to serve with.
     #[arg(long, env = "MODELCAR_RUNTIME", default_value = "vllm-nvidia-gpu")]
@@ -181,8 +191,12 @@ async fn run(args: &Args) -> anyhow::Result<DeployOutcome> {
 
 fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {
     let workspace = args.workspace.as_ref().map(Workspace::open).transpose()?;
-    let storage_uri = storage_uri(args.storage_uri.as_deref(), workspace.as_ref())
-        .map_err(|e| UsageError(e.causes().to_string()))?;
+    let storage_uri = storage_uri(
+        args.storage_uri.as_deref(),
+        workspace.as_ref(),
+        args.oci_mode,
+    )
+    .map_err(|e| UsageError(e.causes().to_string()))?;
     Ok(ServeSpec {
         name: args.name.clone(),
         namespace: namespace.to_string(),

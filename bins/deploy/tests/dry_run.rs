@@ -121,3 +121,57 @@ fn the_image_comes_from_the_metadata_file_by_digest() {
     let bad = deploy(&["m", "--storage-uri", "s3://bucket/m", "--dry-run"]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// `--oci-mode` writes KServe's scheme for each way of mounting the image; golden files for
+/// the two that are not the default.
+#[test]
+fn each_oci_mode_writes_its_scheme() {
+    let uri = format!("oci://{IMAGE}:w4a16@{DIGEST}");
+    for mode in ["native", "fetch"] {
+        assert_golden(
+            &format!("w4a16-1gpu-{mode}.yaml"),
+            &[
+                "mistral-small-24b-w4a16",
+                "--namespace",
+                "llm",
+                "--storage-uri",
+                &uri,
+                "--oci-mode",
+                mode,
+                "--dry-run",
+            ],
+        );
+    }
+}
+
+/// A mode named twice must agree, and an `oci+X://` KServe does not know is refused with the
+/// schemes it does: usage errors (exit 2) naming the flags.
+#[test]
+fn oci_modes_that_disagree_or_do_not_exist_are_refused() {
+    let native = format!("oci+native://{IMAGE}@{DIGEST}");
+    let out = deploy(&["m", "--storage-uri", &native, "--dry-run"]);
+    assert!(out.status.success());
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    assert!(yaml.contains(&format!("storageUri: {native}")), "{yaml}");
+
+    let both = deploy(&[
+        "m",
+        "--storage-uri",
+        &native,
+        "--oci-mode",
+        "fetch",
+        "--dry-run",
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        said.contains("names the native mode, and --oci-mode says fetch"),
+        "{said}"
+    );
+
+    let unknown = format!("oci+lazy://{IMAGE}@{DIGEST}");
+    let out = deploy(&["m", "--storage-uri", &unknown, "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("KServe knows no oci+lazy://"), "{said}");
+}
