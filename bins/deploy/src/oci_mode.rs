@@ -13,8 +13,10 @@
 
 use std::fmt;
 
+use clap::ValueEnum;
+
 /// How KServe mounts the model image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum OciMode {
     #[default]
     Modelcar,
@@ -37,23 +39,16 @@ impl OciMode {
         format!("{}{image}", self.scheme())
     }
 
+    /// The mode KServe names `mode` (`ParseOciScheme`'s X in `oci+X://`): the flag's values.
     fn named(mode: &str) -> Option<Self> {
-        match mode {
-            "modelcar" => Some(OciMode::Modelcar),
-            "native" => Some(OciMode::Native),
-            "fetch" => Some(OciMode::Fetch),
-            _ => None,
-        }
+        <Self as ValueEnum>::from_str(mode, false).ok()
     }
 }
 
 impl fmt::Display for OciMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OciMode::Modelcar => "modelcar",
-            OciMode::Native => "native",
-            OciMode::Fetch => "fetch",
-        })
+        let value = self.to_possible_value().expect("no variant is skipped");
+        f.write_str(value.get_name())
     }
 }
 

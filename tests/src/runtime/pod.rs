@@ -182,7 +182,7 @@ impl RunningPod<'_> {
     /// `podman run` for `container` in this pod, `mode` being `--rm` or `--detach`.
     fn run_args(&self, container: &Container, mode: &str) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into(), "--pod".into(), self.name.clone()];
-        args.push(format!("--name={}-{}", self.name, container.name));
+        args.push(format!("--name={}", self.container_id(&container.name)));
         args.push(mode.into());
         args.push("--tls-verify=false".into());
         args.extend(self.spec.security.podman_flags(container.read_only_root));
@@ -215,9 +215,14 @@ impl RunningPod<'_> {
         args
     }
 
+    /// podman's name for this pod's container `container`.
+    fn container_id(&self, container: &str) -> String {
+        format!("{}-{container}", self.name)
+    }
+
     /// Waits for `container` to exit (at most `timeout`); its exit code and its logs.
     pub fn wait(&self, container: &str, timeout: Duration) -> (i32, String) {
-        let full = format!("{}-{container}", self.name);
+        let full = self.container_id(container);
         let started = Instant::now();
         loop {
             let format = "{{.State.Status}} {{.State.ExitCode}}";
@@ -238,8 +243,7 @@ impl RunningPod<'_> {
 
     /// What `container` wrote so far, stdout then stderr.
     pub fn logs(&self, container: &str) -> String {
-        let full = format!("{}-{container}", self.name);
-        let out = self.podman.output(&["logs", &full]);
+        let out = self.podman.output(&["logs", &self.container_id(container)]);
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
