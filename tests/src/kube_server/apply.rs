@@ -1,4 +1,4 @@
-//! Writes to InferenceServices: the PATCH endpoint (server-side apply and merge patch, which
+//! Writes to the objects clients write ([`Kind`]): the PATCH endpoint (server-side apply and merge patch, which
 //! the test API shares), the controller's status writes and deletion. This is where the
 //! apiserver's checks and server-filled metadata live; who owns which field is
 //! [`super::fields`].
@@ -6,18 +6,17 @@
 //! Faithful where a client can tell: apply without `fieldManager` is the apiserver's 422,
 //! an unknown patch type its 415, a body naming another object its 400, a create in a
 //! missing namespace its 404; `status` and server-filled metadata in a patch are ignored
-//! (status is a subresource of InferenceService); `generation` moves only when something
+//! (status is a subresource of each kind); `generation` moves only when something
 //! outside metadata and status changes; a write that changes nothing is not stored.
 
 use serde_json::{Map, Value};
 
-use super::fields::{Owned, API_VERSION};
+use super::fields::Owned;
 use super::objects::{self, now, rfc3339};
-use super::status::{Failure, INFERENCE_SERVICES, NAMESPACES};
-use super::{Shared, State};
+use super::status::{Failure, NAMESPACES};
+use super::{Key, Shared, State};
 use crate::http_server::{Reply, Request};
 
-const KIND: &str = "InferenceService";
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
@@ -34,8 +33,8 @@ pub(super) fn served(owned: &Owned) -> Value {
     objects::sorted(&object)
 }
 
-/// `PATCH .../inferenceservices/{name}`: dispatched on the patch type.
-pub(super) fn patch(request: &Request, shared: &Shared, ns: &str, name: &str) -> Reply {
+/// `PATCH .../{plural}/{name}`: dispatched on the patch type.
+pub(super) fn patch(request: &Request, shared: &Shared, key: Key) -> Reply {
     let content_type = request.header("content-type").unwrap_or_default();
     let content_type = content_type.split(';').next().unwrap_or_default().trim();
     let manager = request.param("fieldManager").unwrap_or_default();
@@ -50,8 +49,9 @@ pub(super) fn patch(request: &Request, shared: &Shared, ns: &str, name: &str) ->
             "Required value: is required for apply patch",
         )])),
         APPLY_PATCH => match serde_yaml_ng::from_slice::<Value>(&request.body) {
-            Ok(config) => shared
-                .change(|state| state.apply(ns, name, manager, force.unwrap_or(false), config)),
+            Ok(config) => {
+                shared.change(|state| state.apply(&key, manager, force.unwrap_or(false), config))
+            }
             Err(e) => Err(Failure::bad_request(format!("error decoding YAML: {e}"))),
         },
         MERGE_PATCH if force.is_some() => Err(Failure::invalid_patch_options(&[(
@@ -67,7 +67,7 @@ pub(super) fn patch(request: &Request, shared: &Shared, ns: &str, name: &str) ->
                 .unwrap_or_else(|| agent.split('/').next().unwrap_or_default());
             match serde_json::from_slice::<Value>(&request.body) {
                 Ok(patch) => shared
-                    .change(|state| state.merge_patch(ns, name, manager, &patch))
+                    .change(|state| state.merge_patch(&key, manager, &patch))
                     .map(|object| (200, object)),
                 Err(e) => Err(Failure::bad_request(format!("error decoding patch: {e}"))),
             }
@@ -85,8 +85,7 @@ impl State {
     /// object (unchanged, and not stored again, when the apply changes nothing).
     pub(super) fn apply(
         &mut self,
-        ns: &str,
-        name: &str,
+        key: &Key,
         manager: &str,
         force: bool,
         config: Value,
@@ -96,31 +95,32 @@ impl State {
                 "error decoding YAML: the apply patch is not an object",
             ));
         }
+        let (kind, ns, name) = (key.0, key.1.as_str(), key.2.as_str());
+        let (expected, expected_kind) = (kind.api_version(), kind.name());
         let api_version = config["apiVersion"].as_str().unwrap_or_default();
-        if api_version != API_VERSION {
+        if api_version != expected {
             return Err(Failure::bad_request(format!(
                 "Incorrect version specified in apply patch. Specified patch version: \
-                 {api_version}, expected: {API_VERSION}"
+                 {api_version}, expected: {expected}"
             )));
         }
-        let kind = config["kind"].as_str().unwrap_or_default();
-        if kind != KIND {
+        let named = config["kind"].as_str().unwrap_or_default();
+        if named != expected_kind {
             return Err(Failure::bad_request(format!(
-                "failed to create typed patch object ({API_VERSION}, Kind={kind}): \
-                 no corresponding type for {API_VERSION}, Kind={kind}"
+                "failed to create typed patch object ({expected}, Kind={named}): \
+                 no corresponding type for {expected}, Kind={named}"
             )));
         }
         check_identity(&config, ns, name)?;
         if !self.namespaces.contains_key(ns) {
             return Err(Failure::not_found(NAMESPACES, ns));
         }
-        let key = (ns.to_owned(), name.to_owned());
-        let live = self.inference_services.get(&key).cloned();
-        check_precondition(&config, live.as_ref(), name)?;
+        let live = self.objects.get(key).cloned();
+        check_precondition(&config, live.as_ref(), key)?;
         let base = live.clone().unwrap_or_else(|| Owned {
             object: serde_json::json!({
-                "apiVersion": API_VERSION,
-                "kind": KIND,
+                "apiVersion": expected,
+                "kind": expected_kind,
                 "metadata": {"name": name, "namespace": ns},
             }),
             managers: Vec::new(),
@@ -132,36 +132,37 @@ impl State {
             return Ok((200, served(&base)));
         }
         let code = if live.is_some() { 200 } else { 201 };
-        Ok((code, self.store(key, applied, live)))
+        Ok((code, self.store(key.clone(), applied, live)))
     }
 
     /// An RFC 7386 merge patch by `manager` (an `Update`): the object, stored unless nothing
     /// changed. The object must exist.
     pub(super) fn merge_patch(
         &mut self,
-        ns: &str,
-        name: &str,
+        key: &Key,
         manager: &str,
         patch: &Value,
     ) -> Result<Value, Failure> {
-        let key = (ns.to_owned(), name.to_owned());
-        let Some(live) = self.inference_services.get(&key).cloned() else {
-            return Err(Failure::not_found(INFERENCE_SERVICES, name));
+        let (kind, ns, name) = (key.0, key.1.as_str(), key.2.as_str());
+        let Some(live) = self.objects.get(key).cloned() else {
+            return Err(Failure::not_found(kind.resource(), name));
         };
         if !patch.is_object() {
             return Err(Failure::bad_request(
                 "error decoding patch: a merge patch of an object is an object",
             ));
         }
-        check_precondition(patch, Some(&live), name)?;
+        check_precondition(patch, Some(&live), key)?;
         let mut object = live.object.clone();
         merge_patch_into(&mut object, patch);
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let kind = object["kind"].as_str().unwrap_or_default();
-        if api_version != API_VERSION || kind != KIND {
+        let named = object["kind"].as_str().unwrap_or_default();
+        if api_version != kind.api_version() || named != kind.name() {
             return Err(Failure::bad_request(format!(
                 "the API version in the data ({api_version}) does not match the expected \
-                 API version ({API_VERSION}), or the kind ({kind}) the expected kind ({KIND})"
+                 API version ({}), or the kind ({named}) the expected kind ({})",
+                kind.api_version(),
+                kind.name()
             )));
         }
         check_identity(&object, ns, name)?;
@@ -183,73 +184,62 @@ impl State {
         if updated == live {
             return Ok(served(&live));
         }
-        Ok(self.store(key, updated, Some(live)))
+        Ok(self.store(key.clone(), updated, Some(live)))
     }
 
     /// The controller's status write; see [`super::KubeServer::set_status`].
-    pub(super) fn set_status(
-        &mut self,
-        ns: &str,
-        name: &str,
-        conditions: Value,
-        url: Option<&str>,
-    ) {
-        let key = (ns.to_owned(), name.to_owned());
-        let Some(mut owned) = self.inference_services.get(&key).cloned() else {
-            panic!("KubeServer::set_status: there is no InferenceService {ns}/{name}");
-        };
+    pub(super) fn set_status(&mut self, key: &Key, conditions: Value, url: Option<&str>) {
         let Value::Array(conditions) = conditions else {
             panic!("KubeServer::set_status: conditions are a JSON array, not {conditions}");
         };
-        let before = owned.object["status"]["conditions"].clone();
-        let stamped: Vec<Value> = conditions
-            .into_iter()
-            .map(|mut condition| {
-                assert!(
-                    condition["type"].is_string() && condition["status"].is_string(),
-                    "KubeServer::set_status: a condition has a string type and status: {condition}"
-                );
-                // The transition time stays while the condition's status does.
-                let same = before.as_array().into_iter().flatten().find(|old| {
-                    old["type"] == condition["type"] && old["status"] == condition["status"]
-                });
-                let time = same
-                    .map(|old| old["lastTransitionTime"].clone())
-                    .unwrap_or_else(|| rfc3339(now()).into());
-                condition["lastTransitionTime"] = time;
-                condition
-            })
-            .collect();
+        self.write_status(key, |status| {
+            let stamped = stamped(&status["conditions"], conditions);
+            status["conditions"] = Value::Array(stamped);
+            if let Some(url) = url {
+                status["url"] = url.into();
+            }
+        });
+    }
+
+    /// A controller's write of the status subresource: `write` changes `status` (an object),
+    /// then `observedGeneration` is the generation; a new resourceVersion and a MODIFIED
+    /// event, managedFields untouched. Panics if the object does not exist.
+    pub(super) fn write_status(&mut self, key: &Key, write: impl FnOnce(&mut Value)) {
+        let Some(mut owned) = self.objects.get(key).cloned() else {
+            panic!(
+                "KubeServer: there is no {} {}/{}",
+                key.0.name(),
+                key.1,
+                key.2
+            );
+        };
         let generation = owned.object["metadata"]["generation"].clone();
         if !owned.object["status"].is_object() {
             owned.object["status"] = Value::Object(Map::new());
         }
         let status = &mut owned.object["status"];
-        status["conditions"] = Value::Array(stamped);
-        if let Some(url) = url {
-            status["url"] = url.into();
-        }
+        write(status);
         status["observedGeneration"] = generation;
         let rv = self.bump();
         owned.object["metadata"]["resourceVersion"] = rv.to_string().into();
-        self.record("MODIFIED", served(&owned));
-        self.inference_services.insert(key, owned);
+        self.record(key.0, "MODIFIED", served(&owned));
+        self.objects.insert(key.clone(), owned);
     }
 
     /// Deletes at once (no finalizers here): a DELETED event with the last state.
-    pub(super) fn delete(&mut self, ns: &str, name: &str) -> bool {
-        let Some(mut owned) = self.inference_services.remove(&(ns.into(), name.into())) else {
+    pub(super) fn delete(&mut self, key: &Key) -> bool {
+        let Some(mut owned) = self.objects.remove(key) else {
             return false;
         };
         let rv = self.bump();
         owned.object["metadata"]["resourceVersion"] = rv.to_string().into();
-        self.record("DELETED", served(&owned));
+        self.record(key.0, "DELETED", served(&owned));
         true
     }
 
     /// Stores a changed object under a new resourceVersion, filling in what the server
     /// owns, and tells the watchers; the object as served.
-    fn store(&mut self, key: (String, String), mut owned: Owned, before: Option<Owned>) -> Value {
+    fn store(&mut self, key: Key, mut owned: Owned, before: Option<Owned>) -> Value {
         let rv = self.bump();
         let generation = match &before {
             None => 1,
@@ -263,9 +253,9 @@ impl State {
         };
         let metadata = owned.object["metadata"]
             .as_object_mut()
-            .expect("an InferenceService has metadata");
+            .expect("a stored object has metadata");
         if before.is_none() {
-            metadata.extend(objects::server_metadata(&key.1, Some(&key.0), rv));
+            metadata.extend(objects::server_metadata(&key.2, Some(&key.1), rv));
         }
         metadata.insert("resourceVersion".into(), rv.to_string().into());
         metadata.insert("generation".into(), generation.into());
@@ -275,10 +265,32 @@ impl State {
         } else {
             "MODIFIED"
         };
-        self.record(event, object.clone());
-        self.inference_services.insert(key, owned);
+        self.record(key.0, event, object.clone());
+        self.objects.insert(key, owned);
         object
     }
+}
+
+/// `conditions` as a controller writes them: each gets a `lastTransitionTime`, kept from
+/// `before` while its status stays the same.
+fn stamped(before: &Value, conditions: Vec<Value>) -> Vec<Value> {
+    conditions
+        .into_iter()
+        .map(|mut condition| {
+            assert!(
+                condition["type"].is_string() && condition["status"].is_string(),
+                "KubeServer::set_status: a condition has a string type and status: {condition}"
+            );
+            let same = before.as_array().into_iter().flatten().find(|old| {
+                old["type"] == condition["type"] && old["status"] == condition["status"]
+            });
+            let time = same
+                .map(|old| old["lastTransitionTime"].clone())
+                .unwrap_or_else(|| rfc3339(now()).into());
+            condition["lastTransitionTime"] = time;
+            condition
+        })
+        .collect()
 }
 
 /// The name in the body must be the one in the URL, and a namespace, if any, too
@@ -299,14 +311,15 @@ fn check_identity(object: &Value, ns: &str, name: &str) -> Result<(), Failure> {
 }
 
 /// A `metadata.resourceVersion` in a patch is a precondition on the stored object.
-fn check_precondition(patch: &Value, live: Option<&Owned>, name: &str) -> Result<(), Failure> {
+fn check_precondition(patch: &Value, live: Option<&Owned>, key: &Key) -> Result<(), Failure> {
     let Some(wanted) = patch["metadata"]["resourceVersion"].as_str() else {
         return Ok(());
     };
+    let (resource, name) = (key.0.resource(), key.2.as_str());
     match live {
-        None => Err(Failure::not_found(INFERENCE_SERVICES, name)),
+        None => Err(Failure::not_found(resource, name)),
         Some(live) if live.object["metadata"]["resourceVersion"] != wanted => {
-            Err(Failure::modified(INFERENCE_SERVICES, name))
+            Err(Failure::modified(resource, name))
         }
         Some(_) => Ok(()),
     }

@@ -13,9 +13,6 @@ use serde_json::{json, Map, Value};
 use super::objects::rfc3339;
 use super::status::Failure;
 
-/// The only version of InferenceService served, as managedFields and conflicts name it.
-pub(super) const API_VERSION: &str = "serving.kserve.io/v1beta1";
-
 /// A field by its map keys from the object's root: `["spec", "predictor", "model", "args"]`.
 pub(super) type FieldPath = Vec<String>;
 
@@ -46,10 +43,10 @@ impl Manager {
 
 /// How conflict messages name a manager (`printManager`): an applier by name only, an
 /// updater with the version it wrote.
-fn describe(name: &str, operation: Operation) -> String {
+fn describe(name: &str, operation: Operation, api_version: &str) -> String {
     match operation {
         Operation::Apply => format!("{name:?}"),
-        Operation::Update => format!("{name:?} using {API_VERSION}"),
+        Operation::Update => format!("{name:?} using {api_version}"),
     }
 }
 
@@ -60,9 +57,13 @@ pub(super) struct Owned {
     pub managers: Vec<Manager>,
 }
 
-/// Fields of another manager an apply would change.
+/// Fields of another manager an apply would change, in an object of `api_version` (the only
+/// version of each kind served here, so every manager wrote that version).
 #[derive(Debug, Clone)]
-pub(super) struct Conflicts(Vec<(String, Operation, FieldPath)>);
+pub(super) struct Conflicts {
+    api_version: String,
+    fields: Vec<(String, Operation, FieldPath)>,
+}
 
 impl Owned {
     /// Server-side apply of `config` (already validated, nulls and server-owned fields
@@ -89,7 +90,10 @@ impl Owned {
         }
         if !conflicts.is_empty() && !force {
             conflicts.sort();
-            return Err(Conflicts(conflicts));
+            return Err(Conflicts {
+                api_version: self.api_version().to_owned(),
+                fields: conflicts,
+            });
         }
         for other in managers.iter_mut() {
             if !other.is(manager, Operation::Apply) {
@@ -147,6 +151,10 @@ impl Owned {
         Owned { object, managers }
     }
 
+    fn api_version(&self) -> &str {
+        self.object["apiVersion"].as_str().unwrap_or_default()
+    }
+
     /// `metadata.managedFields` as the apiserver renders it: appliers first, then by time
     /// and name; each field set as nested `f:<key>` maps.
     pub fn managed_fields(&self) -> Value {
@@ -162,7 +170,7 @@ impl Owned {
                         Operation::Apply => "Apply",
                         Operation::Update => "Update",
                     },
-                    "apiVersion": API_VERSION,
+                    "apiVersion": self.api_version(),
                     "time": rfc3339(m.time),
                     "fieldsType": "FieldsV1",
                     "fieldsV1": fields_v1(&m.fields),
@@ -176,8 +184,9 @@ impl Owned {
 impl Conflicts {
     /// The 409 the apiserver sends (`NewConflictError` in `managedfields/internal`).
     pub fn failure(&self) -> Failure {
-        let n = self.0.len();
-        let message = if let [(name, operation, path)] = self.0.as_slice() {
+        let n = self.fields.len();
+        let describe = |name: &str, operation| describe(name, operation, &self.api_version);
+        let message = if let [(name, operation, path)] = self.fields.as_slice() {
             format!(
                 "Apply failed with 1 conflict: conflict with {}: {}",
                 describe(name, *operation),
@@ -186,7 +195,7 @@ impl Conflicts {
         } else {
             let mut lines = Vec::new();
             let mut last = None;
-            for (name, operation, path) in &self.0 {
+            for (name, operation, path) in &self.fields {
                 if last != Some((name, operation)) {
                     lines.push(format!("conflicts with {}:", describe(name, *operation)));
                     last = Some((name, operation));
@@ -196,7 +205,7 @@ impl Conflicts {
             format!("Apply failed with {n} conflicts: {}", lines.join("\n"))
         };
         let causes = self
-            .0
+            .fields
             .iter()
             .map(|(name, operation, path)| {
                 json!({

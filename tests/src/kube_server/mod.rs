@@ -1,6 +1,8 @@
 //! A Kubernetes apiserver on localhost, for the few resources `deploy` touches: Namespaces,
-//! Pods (listed by label), KServe ServingRuntimes and ClusterServingRuntimes (read), and
-//! InferenceServices (read, server-side apply, merge patch, list, watch).
+//! ConfigMaps (read), Pods and Events (listed by selector), KServe ServingRuntimes and
+//! ClusterServingRuntimes (read), and the objects deploy writes ([`Kind`]: InferenceServices,
+//! LLMInferenceServices, DaemonSets: read, server-side apply, merge patch, list, watch,
+//! delete).
 //!
 //! It lets the tests drive a real Kubernetes client (kube-rs, over plain HTTP with a bearer
 //! token from a kubeconfig) without a cluster, so the wire format is the apiserver's, not
@@ -8,8 +10,10 @@
 //! messages ([`status`]); apply keeps field ownership in `metadata.managedFields`, conflicts
 //! with other managers and removes fields its manager stopped applying ([`fields`],
 //! [`apply`]); watches stream newline-delimited events from an event history, and expire
-//! (410) once the test compacts that history ([`watch`]). The test plays the KServe
-//! controller ([`KubeServer::set_status`]) and other clients ([`KubeServer::merge_patch_as`]).
+//! (410) once the test compacts that history ([`watch`]). The test plays the KServe and
+//! DaemonSet controllers and the kubelet ([`KubeServer::set_status`],
+//! [`KubeServer::write_status`], [`KubeServer::add_pod`], [`KubeServer::add_event`]) and
+//! other clients ([`KubeServer::merge_patch_as`]).
 //!
 //! Std-only HTTP on 127.0.0.1 ([`crate::http_server`]), one thread per connection, the state
 //! in memory behind a mutex whose condition variable wakes the open watches on each change.
@@ -20,6 +24,7 @@
 
 mod apply;
 mod fields;
+mod kinds;
 mod objects;
 mod routes;
 mod select;
@@ -44,6 +49,15 @@ use fields::Owned;
 use status::Failure;
 use watch::Event;
 
+pub use kinds::Kind;
+
+/// An object clients write: its kind, namespace and name.
+type Key = (Kind, String, String);
+
+fn key(kind: Kind, ns: &str, name: &str) -> Key {
+    (kind, ns.to_owned(), name.to_owned())
+}
+
 /// The token [`KubeServer::start`] accepts.
 pub const TOKEN: &str = "kube-good";
 
@@ -67,7 +81,7 @@ struct Shared {
     watches: AtomicUsize,
 }
 
-/// Every object stored, as the API returns it (InferenceServices with their ownership).
+/// Every object stored, as the API returns it (written ones with their ownership).
 #[derive(Default)]
 struct State {
     /// The last resourceVersion given out.
@@ -75,11 +89,17 @@ struct State {
     namespaces: BTreeMap<String, Value>,
     serving_runtimes: BTreeMap<(String, String), Value>,
     cluster_serving_runtimes: BTreeMap<String, Value>,
-    /// By namespace and name; `object` without `metadata.managedFields`, which is rendered
-    /// from the managers on the way out.
-    inference_services: BTreeMap<(String, String), Owned>,
+    /// `object` without `metadata.managedFields`, which is rendered from the managers on the
+    /// way out.
+    objects: BTreeMap<Key, Owned>,
+    config_maps: BTreeMap<(String, String), Value>,
     pods: Vec<Value>,
-    /// Every change of an InferenceService, oldest first.
+    events: Vec<Value>,
+    /// `(plural, namespace)` the token may not read: a 403, as RBAC answers.
+    forbidden: Vec<(&'static str, String)>,
+    /// What `/version` says, when not the default.
+    git_version: Option<String>,
+    /// Every change of a written object, oldest first.
     history: Vec<Event>,
     /// The resourceVersion at the last [`KubeServer::compact_watch_history`]: a watch from
     /// before it expires. (Events are kept, for watches already open.)
@@ -90,6 +110,24 @@ struct State {
 }
 
 impl State {
+    /// RBAC: a 403 for what the test forbade ([`KubeServer::forbid`]).
+    fn check_allowed(
+        &self,
+        resource: status::Resource,
+        name: &str,
+        verb: &str,
+        ns: &str,
+    ) -> Result<(), Failure> {
+        match self
+            .forbidden
+            .iter()
+            .any(|(plural, n)| *plural == resource.plural && n == ns)
+        {
+            true => Err(Failure::forbidden(resource, name, verb, ns)),
+            false => Ok(()),
+        }
+    }
+
     /// The next resourceVersion, for a change about to be stored.
     fn bump(&mut self) -> u64 {
         self.rv += 1;
@@ -229,24 +267,33 @@ impl KubeServer {
 
     /// The InferenceService as a GET returns it.
     pub fn inference_service(&self, ns: &str, name: &str) -> Option<Value> {
+        self.object(Kind::InferenceService, ns, name)
+    }
+
+    /// The object as a GET returns it.
+    pub fn object(&self, kind: Kind, ns: &str, name: &str) -> Option<Value> {
         let state = self.shared.lock();
-        state
-            .inference_services
-            .get(&(ns.into(), name.into()))
-            .map(apply::served)
+        state.objects.get(&key(kind, ns, name)).map(apply::served)
     }
 
     /// Polls until the InferenceService exists; panics after `timeout`, listing the
     /// requests the server got.
     pub fn wait_for_inference_service(&self, ns: &str, name: &str, timeout: Duration) -> Value {
+        self.wait_for(Kind::InferenceService, ns, name, timeout)
+    }
+
+    /// Polls until the object exists; panics after `timeout`, listing the requests the
+    /// server got.
+    pub fn wait_for(&self, kind: Kind, ns: &str, name: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(object) = self.inference_service(ns, name) {
+            if let Some(object) = self.object(kind, ns, name) {
                 return object;
             }
             assert!(
                 Instant::now() < deadline,
-                "no InferenceService {ns}/{name} after {timeout:?}; requests: {:#?}",
+                "no {} {ns}/{name} after {timeout:?}; requests: {:#?}",
+                kind.name(),
                 self.requests()
             );
             std::thread::sleep(Duration::from_millis(10));
@@ -260,8 +307,39 @@ impl KubeServer {
     /// resourceVersion and a MODIFIED event, managedFields untouched. Panics if the
     /// InferenceService does not exist.
     pub fn set_status(&self, ns: &str, name: &str, conditions: Value, url: Option<&str>) {
+        self.set_status_of(Kind::InferenceService, ns, name, conditions, url);
+    }
+
+    /// [`Self::set_status`] for an object of any kind with conditions.
+    pub fn set_status_of(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        conditions: Value,
+        url: Option<&str>,
+    ) {
+        let key = key(kind, ns, name);
         self.shared
-            .change(|state| state.set_status(ns, name, conditions, url));
+            .change(|state| state.set_status(&key, conditions, url));
+    }
+
+    /// Plays a controller that writes these fields of `status` (a JSON object, merged into
+    /// what is there), e.g. the DaemonSet controller's `desiredNumberScheduled` and
+    /// `numberReady`; `observedGeneration` becomes the generation. Panics if the object
+    /// does not exist.
+    pub fn write_status(&self, kind: Kind, ns: &str, name: &str, fields: Value) {
+        let Value::Object(fields) = fields else {
+            panic!("KubeServer::write_status: the fields are a JSON object, not {fields}");
+        };
+        let key = key(kind, ns, name);
+        self.shared.change(|state| {
+            state.write_status(&key, |status| {
+                for (field, value) in fields {
+                    status[field.as_str()] = value;
+                }
+            })
+        });
     }
 
     /// A merge patch (RFC 7386) by field manager `manager`, exactly as the HTTP PATCH with
@@ -273,8 +351,21 @@ impl KubeServer {
         name: &str,
         patch: &Value,
     ) -> Result<Value, (u16, Value)> {
+        self.merge_patch_of(Kind::InferenceService, manager, ns, name, patch)
+    }
+
+    /// [`Self::merge_patch_as`] of an object of any kind.
+    pub fn merge_patch_of(
+        &self,
+        kind: Kind,
+        manager: &str,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Value, (u16, Value)> {
+        let key = key(kind, ns, name);
         self.shared
-            .change(|state| state.merge_patch(ns, name, manager, patch))
+            .change(|state| state.merge_patch(&key, manager, patch))
             .map_err(|f| (f.code, f.body))
     }
 
@@ -288,15 +379,49 @@ impl KubeServer {
         config: &Value,
         force: bool,
     ) -> Result<Value, (u16, Value)> {
+        let key = key(Kind::InferenceService, ns, name);
         self.shared
-            .change(|state| state.apply(ns, name, manager, force, config.clone()))
+            .change(|state| state.apply(&key, manager, force, config.clone()))
             .map(|(_, object)| object)
             .map_err(|f| (f.code, f.body))
     }
 
     /// Deletes the InferenceService (a DELETED event for watchers); false if there was none.
     pub fn delete_inference_service(&self, ns: &str, name: &str) -> bool {
-        self.shared.change(|state| state.delete(ns, name))
+        let key = key(Kind::InferenceService, ns, name);
+        self.shared.change(|state| state.delete(&key))
+    }
+
+    /// A ConfigMap `name` in `ns` with `data` (a map of strings).
+    pub fn add_config_map(&self, ns: &str, name: &str, data: Value) {
+        self.shared.change(|state| {
+            let rv = state.bump();
+            let map = objects::config_map(ns, name, data, rv);
+            state.config_maps.insert((ns.into(), name.into()), map);
+        });
+    }
+
+    /// From now on the token may not read `plural` (`configmaps`, `pods`...) in `ns`: every
+    /// such request is RBAC's 403, as for a service account bound to its own namespace.
+    pub fn forbid(&self, plural: &'static str, ns: &str) {
+        self.shared
+            .change(|state| state.forbidden.push((plural, ns.into())));
+    }
+
+    /// `/version` reports this Kubernetes (`v1.31.4`) instead of the default.
+    pub fn set_version(&self, git_version: &str) {
+        self.shared
+            .change(|state| state.git_version = Some(git_version.into()));
+    }
+
+    /// An Event in `ns` (JSON with at least `metadata.name` and `involvedObject`), as the
+    /// kubelet records them; completed like [`Self::add_pod`] completes a pod.
+    pub fn add_event(&self, ns: &str, event: Value) {
+        self.shared.change(|state| {
+            let rv = state.bump();
+            let event = objects::completed(ns, event, "Event", rv);
+            state.events.push(event);
+        });
     }
 
     /// A pod in `ns` (JSON with at least `metadata.name`); the server fills in what a
@@ -304,7 +429,7 @@ impl KubeServer {
     pub fn add_pod(&self, ns: &str, pod: Value) {
         self.shared.change(|state| {
             let rv = state.bump();
-            state.pods.push(objects::pod(ns, pod, rv));
+            state.pods.push(objects::completed(ns, pod, "Pod", rv));
         });
     }
 

@@ -1,4 +1,4 @@
-//! The objects the server holds besides InferenceServices, built the way a cluster would
+//! The objects the server holds besides the written ones ([`super::Kind`]), built the way a cluster would
 //! hold them (server-filled metadata, the fields a client reads), and the timestamps and
 //! uids the server fills in.
 
@@ -85,33 +85,39 @@ pub(super) fn serving_runtime(namespace: Option<&str>, name: &str, rv: u64) -> V
     sorted(&runtime)
 }
 
-/// A pod a test describes, completed like a stored one: `apiVersion`, `kind`, the
-/// namespace, and the server-filled metadata it lacks.
-pub(super) fn pod(namespace: &str, mut pod: Value, rv: u64) -> Value {
-    let Some(object) = pod.as_object_mut() else {
-        panic!("KubeServer::add_pod: a pod is a JSON object, not {pod}");
+/// A pod or event a test describes (`kind`), completed like a stored one: `apiVersion`,
+/// `kind`, the namespace, and the server-filled metadata it lacks.
+pub(super) fn completed(namespace: &str, mut object: Value, kind: &str, rv: u64) -> Value {
+    let Some(map) = object.as_object_mut() else {
+        panic!("KubeServer: a {kind} is a JSON object, not {object}");
     };
-    let name = object
+    let name = map
         .get("metadata")
         .and_then(|m| m.get("name"))
         .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("KubeServer::add_pod: the pod has no metadata.name"))
+        .unwrap_or_else(|| panic!("KubeServer: the {kind} has no metadata.name"))
         .to_owned();
-    object.entry("apiVersion").or_insert_with(|| "v1".into());
-    object.entry("kind").or_insert_with(|| "Pod".into());
-    let metadata = object["metadata"]
+    map.entry("apiVersion").or_insert_with(|| "v1".into());
+    map.entry("kind").or_insert_with(|| kind.into());
+    let metadata = map["metadata"]
         .as_object_mut()
         .expect("metadata with a name is a map");
     if let Some(other) = metadata.get("namespace").and_then(Value::as_str) {
         assert_eq!(
             other, namespace,
-            "KubeServer::add_pod: the pod {name} says namespace {other}, added to {namespace}"
+            "KubeServer: the {kind} {name} says namespace {other}, added to {namespace}"
         );
     }
     for (key, value) in server_metadata(&name, Some(namespace), rv) {
         metadata.entry(key).or_insert(value);
     }
-    pod
+    object
+}
+
+/// A ConfigMap with `data`.
+pub(super) fn config_map(namespace: &str, name: &str, data: Value, rv: u64) -> Value {
+    let metadata = server_metadata(name, Some(namespace), rv);
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data})
 }
 
 /// `value` with every map's keys sorted, as Go's encoding/json writes the unstructured

@@ -1,18 +1,19 @@
 //! The URL space served, authentication, and the read endpoints; writes are in
 //! [`super::apply`], watches in [`super::watch`]. Paths are the apiserver's (`/api/v1/...`
-//! for the core group, `/apis/serving.kserve.io/<version>/...` for KServe); a path not
+//! for the core group, `/apis/<group>/<version>/...` for KServe and apps); a path not
 //! served is the apiserver's 404, a method not served on a served path a 405.
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::select::{Selector, CUSTOM_RESOURCE_FIELDS, POD_FIELDS};
+use super::kinds::Kind;
+use super::select::{Selector, CUSTOM_RESOURCE_FIELDS, EVENT_FIELDS, POD_FIELDS};
 use super::status::{
-    Failure, Resource, CLUSTER_SERVING_RUNTIMES, INFERENCE_SERVICES, KSERVE, NAMESPACES, PODS,
+    Failure, Resource, CLUSTER_SERVING_RUNTIMES, CONFIG_MAPS, EVENTS, KSERVE, NAMESPACES, PODS,
     SERVING_RUNTIMES,
 };
-use super::{apply, watch, Shared};
+use super::{apply, watch, Key, Shared};
 use crate::http_server::{Reply, Request};
 
 /// Logs the request, then: authentication, the route.
@@ -32,15 +33,28 @@ pub(super) fn handle(request: &Request, shared: &Arc<Shared>) -> Reply {
 fn route(request: &Request, segments: &[&str], shared: &Arc<Shared>) -> Result<Reply, Failure> {
     let method = request.method.as_str();
     match segments {
-        ["version"] if method == "GET" => Ok(version()),
+        ["version"] if method == "GET" => Ok(version(shared)),
         ["api", "v1", "namespaces", ns] => {
             only_get(method, NAMESPACES, false)?;
             let state = shared.lock();
             found(state.namespaces.get(*ns), NAMESPACES, ns)
         }
+        ["api", "v1", "namespaces", ns, "configmaps", name] => {
+            only_get(method, CONFIG_MAPS, false)?;
+            let state = shared.lock();
+            state.check_allowed(CONFIG_MAPS, name, "get", ns)?;
+            let key = (ns.to_string(), name.to_string());
+            found(state.config_maps.get(&key), CONFIG_MAPS, name)
+        }
         ["api", "v1", "namespaces", ns, "pods"] => {
             only_get(method, PODS, true)?;
-            list_pods(request, shared, ns)
+            no_watch(request, PODS)?;
+            list_core(request, shared, ns, PODS)
+        }
+        ["api", "v1", "namespaces", ns, "events"] => {
+            only_get(method, EVENTS, true)?;
+            no_watch(request, EVENTS)?;
+            list_core(request, shared, ns, EVENTS)
         }
         ["apis", KSERVE, "v1alpha1", "namespaces", ns, "servingruntimes"] => {
             only_get(method, SERVING_RUNTIMES, true)?;
@@ -78,28 +92,68 @@ fn route(request: &Request, segments: &[&str], shared: &Arc<Shared>) -> Result<R
             let runtime = state.cluster_serving_runtimes.get(*name);
             found(runtime, CLUSTER_SERVING_RUNTIMES, name)
         }
-        ["apis", KSERVE, "v1beta1", "namespaces", ns, "inferenceservices"] => {
-            only_get(method, INFERENCE_SERVICES, true)?;
+        ["apis", group, version, "namespaces", ns, plural] => {
+            let kind = Kind::at(group, version, plural).ok_or_else(Failure::no_route)?;
+            only_get(method, kind.resource(), true)?;
             if matches!(request.param("watch"), Some("true" | "1")) {
-                return Ok(watch::watch(request, shared, ns));
+                return Ok(watch::watch(request, shared, kind, ns));
             }
-            list_inference_services(request, shared, ns)
+            list_written(request, shared, kind, ns)
         }
-        ["apis", KSERVE, "v1beta1", "namespaces", ns, "inferenceservices", name] => match method {
-            "GET" => {
-                let state = shared.lock();
-                let owned = state
-                    .inference_services
-                    .get(&(ns.to_string(), name.to_string()));
-                found(owned.map(apply::served).as_ref(), INFERENCE_SERVICES, name)
+        ["apis", group, version, "namespaces", ns, plural, name] => {
+            let kind = Kind::at(group, version, plural).ok_or_else(Failure::no_route)?;
+            let key = (kind, ns.to_string(), name.to_string());
+            match method {
+                "GET" => {
+                    let state = shared.lock();
+                    let owned = state.objects.get(&key);
+                    found(owned.map(apply::served).as_ref(), kind.resource(), name)
+                }
+                "PATCH" => Ok(apply::patch(request, shared, key)),
+                "DELETE" => delete(shared, &key),
+                _ => Err(Failure::method_not_allowed(
+                    kind.resource(),
+                    verb(method, false),
+                )),
             }
-            "PATCH" => Ok(apply::patch(request, shared, ns, name)),
-            _ => Err(Failure::method_not_allowed(
-                INFERENCE_SERVICES,
-                verb(method, false),
-            )),
-        },
+        }
         _ => Err(Failure::no_route()),
+    }
+}
+
+/// `DELETE` of a written object, at once (no finalizers, background propagation): a custom
+/// resource's registry returns the object deleted, a DaemonSet's a `Success` Status.
+fn delete(shared: &Shared, key: &Key) -> Result<Reply, Failure> {
+    let (kind, name) = (key.0, key.2.as_str());
+    let last = shared
+        .change(|state| {
+            let last = state.objects.get(key).map(apply::served);
+            state.delete(key);
+            last
+        })
+        .ok_or_else(|| Failure::not_found(kind.resource(), name))?;
+    if kind != Kind::DaemonSet {
+        return Ok(Reply::json(200, &last));
+    }
+    let resource = kind.resource();
+    Ok(Reply::json(
+        200,
+        &json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "group": resource.group, "kind": resource.plural,
+                        "uid": last["metadata"]["uid"]},
+        }),
+    ))
+}
+
+/// Watching pods or events is not served here: a client must not come to rely on it.
+fn no_watch(request: &Request, resource: Resource) -> Result<(), Failure> {
+    match request.param("watch") {
+        Some("true" | "1") => Err(Failure::bad_request(format!(
+            "KubeServer: watching {} is not served by the test server",
+            resource.plural
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -149,58 +203,72 @@ fn list(api_version: &str, kind: &str, rv: u64, items: impl Iterator<Item = Valu
     )
 }
 
-/// `GET .../inferenceservices` (not a watch), by selector. An empty list when the namespace
-/// does not exist, as on a cluster.
-fn list_inference_services(request: &Request, shared: &Shared, ns: &str) -> Result<Reply, Failure> {
+/// `GET .../{plural}` (not a watch) of a written kind, by selector. An empty list when the
+/// namespace does not exist, as on a cluster.
+fn list_written(
+    request: &Request,
+    shared: &Shared,
+    kind: Kind,
+    ns: &str,
+) -> Result<Reply, Failure> {
     let selector = Selector::from_request(request, CUSTOM_RESOURCE_FIELDS)?;
     let state = shared.lock();
     let items = state
-        .inference_services
+        .objects
         .iter()
-        .filter(|((n, _), _)| n == ns)
+        .filter(|((k, n, _), _)| *k == kind && n == ns)
         .map(|(_, owned)| apply::served(owned))
         .filter(|object| selector.matches(object));
-    let kind = "InferenceServiceList";
-    Ok(list("serving.kserve.io/v1beta1", kind, state.rv, items))
+    let list_kind = format!("{}List", kind.name());
+    Ok(list(kind.api_version(), &list_kind, state.rv, items))
 }
 
-/// `GET /api/v1/namespaces/{ns}/pods`, by selector. The items of a built-in type's list
-/// carry no `apiVersion` and `kind`, as the apiserver writes them.
-fn list_pods(request: &Request, shared: &Shared, ns: &str) -> Result<Reply, Failure> {
-    if request
-        .param("watch")
-        .is_some_and(|w| w == "true" || w == "1")
-    {
-        return Err(Failure::bad_request(
-            "KubeServer: watching pods is not served by the test server",
-        ));
-    }
-    let selector = Selector::from_request(request, POD_FIELDS)?;
+/// `GET /api/v1/namespaces/{ns}/pods` or `.../events`, by selector. The items of a
+/// built-in type's list carry no `apiVersion` and `kind`, as the apiserver writes them.
+fn list_core(
+    request: &Request,
+    shared: &Shared,
+    ns: &str,
+    resource: Resource,
+) -> Result<Reply, Failure> {
+    let (fields, list_kind) = match resource.plural {
+        "pods" => (POD_FIELDS, "PodList"),
+        _ => (EVENT_FIELDS, "EventList"),
+    };
+    let selector = Selector::from_request(request, fields)?;
     let state = shared.lock();
-    let items = state
-        .pods
+    state.check_allowed(resource, "", "list", ns)?;
+    let stored = match resource.plural {
+        "pods" => &state.pods,
+        _ => &state.events,
+    };
+    let items = stored
         .iter()
-        .filter(|pod| pod["metadata"]["namespace"] == ns && selector.matches(pod))
-        .map(|pod| {
-            let mut pod = pod.clone();
-            if let Some(map) = pod.as_object_mut() {
+        .filter(|o| o["metadata"]["namespace"] == ns && selector.matches(o))
+        .map(|o| {
+            let mut o = o.clone();
+            if let Some(map) = o.as_object_mut() {
                 map.shift_remove("apiVersion");
                 map.shift_remove("kind");
             }
-            pod
+            o
         });
-    let reply = list("v1", "PodList", state.rv, items);
-    Ok(reply)
+    Ok(list("v1", list_kind, state.rv, items))
 }
 
-/// `GET /version`: the Kubernetes of OpenShift 4.20.
-fn version() -> Reply {
+/// `GET /version`: the Kubernetes of OpenShift 4.20, or the one the test set.
+fn version(shared: &Shared) -> Reply {
+    let git_version = shared.lock().git_version.clone();
+    let git_version = git_version.as_deref().unwrap_or("v1.33.5");
+    let mut numbers = git_version.trim_start_matches('v').split('.');
+    let major = numbers.next().unwrap_or_default();
+    let minor = numbers.next().unwrap_or_default();
     Reply::json(
         200,
         &json!({
-            "major": "1",
-            "minor": "33",
-            "gitVersion": "v1.33.5",
+            "major": major,
+            "minor": minor,
+            "gitVersion": git_version,
             "gitCommit": "0000000000000000000000000000000000000000",
             "gitTreeState": "clean",
             "buildDate": "2025-09-09T00:00:00Z",

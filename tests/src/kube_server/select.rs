@@ -26,6 +26,23 @@ pub(super) const POD_FIELDS: &[&str] = &[
     "status.nominatedNodeName",
 ];
 
+/// The fields an event can be selected by (`pkg/registry/core/event` `ToSelectableFields`).
+pub(super) const EVENT_FIELDS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
 #[derive(Debug, Clone)]
 enum Test {
     Equals(String),

@@ -34,9 +34,13 @@ pub(super) const CLUSTER_SERVING_RUNTIMES: Resource = Resource {
     plural: "clusterservingruntimes",
     group: KSERVE,
 };
-pub(super) const INFERENCE_SERVICES: Resource = Resource {
-    plural: "inferenceservices",
-    group: KSERVE,
+pub(super) const CONFIG_MAPS: Resource = Resource {
+    plural: "configmaps",
+    group: "",
+};
+pub(super) const EVENTS: Resource = Resource {
+    plural: "events",
+    group: "",
 };
 
 impl Resource {
@@ -108,6 +112,21 @@ impl Failure {
     /// An unauthenticated request: no details, the message is the reason.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized", None)
+    }
+
+    /// RBAC's refusal (`errors.NewForbidden` with the authorizer's reason) of `verb` on
+    /// `resource` in `ns`, for the test's user.
+    pub fn forbidden(resource: Resource, name: &str, verb: &str, ns: &str) -> Self {
+        let object = match name {
+            "" => resource.qualified(),
+            name => format!("{} {name:?}", resource.qualified()),
+        };
+        let message = format!(
+            "{object} is forbidden: User \"system:serviceaccount:default:test\" cannot {verb} \
+             resource {:?} in API group {:?} in the namespace {ns:?}",
+            resource.plural, resource.group
+        );
+        Self::new(403, "Forbidden", message, Some(resource.details(name)))
     }
 
     /// `errors.NewMethodNotSupported` for a verb (`create`, `delete`...) a resource lacks here.

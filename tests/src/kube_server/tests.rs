@@ -269,6 +269,13 @@ fn patch_types_and_options_are_checked() {
         )
     );
     let (status, failure) = call(&kube, "DELETE", &format!("{ISVCS}/granite"), None);
+    assert_eq!((status, &failure["reason"]), (404, &json!("NotFound")));
+    let (status, failure) = call(
+        &kube,
+        "PUT",
+        &format!("{ISVCS}/granite"),
+        Some((MERGE, "{}")),
+    );
     assert_eq!(
         (status, &failure["reason"]),
         (405, &json!("MethodNotAllowed"))

@@ -1,4 +1,4 @@
-//! Watches of InferenceServices: `GET .../inferenceservices?watch=true`, answered as the
+//! Watches of the objects clients write ([`Kind`]): `GET .../{plural}?watch=true`, answered as the
 //! apiserver's watch cache answers it. A 200 whose chunked body is one JSON event per line
 //! (`{"type":"ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR","object":{...}}`), first
 //! what happened after the requested resourceVersion (or, without one, an ADDED per
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::apply::served;
-use super::fields::API_VERSION;
+use super::kinds::Kind;
 use super::select::{Selector, CUSTOM_RESOURCE_FIELDS};
 use super::status::Failure;
 use super::{Shared, State};
@@ -26,26 +26,33 @@ const DEFAULT_SECONDS: u64 = 30;
 /// that forgot its server does not linger; clients watch again anyway.
 const MAX_SECONDS: u64 = 300;
 
-/// One change of an InferenceService, as watchers get it.
+/// One change of an object, as watchers get it.
 #[derive(Debug, Clone)]
 pub(super) struct Event {
     pub rv: u64,
+    pub kind: Kind,
     /// `ADDED`, `MODIFIED` or `DELETED`.
-    pub kind: &'static str,
+    pub change: &'static str,
     /// The object as served after the change (before it, for DELETED).
     pub object: Value,
 }
 
 impl State {
     /// Appends a change at the current resourceVersion to the history.
-    pub(super) fn record(&mut self, kind: &'static str, object: Value) {
+    pub(super) fn record(&mut self, kind: Kind, change: &'static str, object: Value) {
         let rv = self.rv;
-        self.history.push(Event { rv, kind, object });
+        self.history.push(Event {
+            rv,
+            kind,
+            change,
+            object,
+        });
     }
 }
 
 /// What one watch sends.
 struct Watch {
+    kind: Kind,
     ns: String,
     selector: Selector,
     /// Every event up to this resourceVersion has been considered.
@@ -57,8 +64,10 @@ struct Watch {
 }
 
 impl Watch {
-    fn wants(&self, object: &Value) -> bool {
-        object["metadata"]["namespace"] == self.ns.as_str() && self.selector.matches(object)
+    fn wants(&self, kind: Kind, object: &Value) -> bool {
+        kind == self.kind
+            && object["metadata"]["namespace"] == self.ns.as_str()
+            && self.selector.matches(object)
     }
 }
 
@@ -71,18 +80,18 @@ fn line(kind: &str, object: &Value) -> Vec<u8> {
 }
 
 /// A BOOKMARK: only the kind and a resourceVersion the client may watch on from.
-fn bookmark(rv: u64, annotations: Option<Value>) -> Vec<u8> {
+fn bookmark(kind: Kind, rv: u64, annotations: Option<Value>) -> Vec<u8> {
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some(annotations) = annotations {
         metadata["annotations"] = annotations;
     }
     let object =
-        json!({"kind": "InferenceService", "apiVersion": API_VERSION, "metadata": metadata});
+        json!({"kind": kind.name(), "apiVersion": kind.api_version(), "metadata": metadata});
     line("BOOKMARK", &object)
 }
 
-/// `GET .../namespaces/{ns}/inferenceservices?watch=true`.
-pub(super) fn watch(request: &Request, shared: &Arc<Shared>, ns: &str) -> Reply {
+/// `GET .../namespaces/{ns}/{plural}?watch=true`.
+pub(super) fn watch(request: &Request, shared: &Arc<Shared>, kind: Kind, ns: &str) -> Reply {
     let selector = match Selector::from_request(request, CUSTOM_RESOURCE_FIELDS) {
         Ok(selector) => selector,
         Err(failure) => return failure.reply(),
@@ -108,6 +117,7 @@ pub(super) fn watch(request: &Request, shared: &Arc<Shared>, ns: &str) -> Reply 
 
     let state = shared.lock();
     let mut watch = Watch {
+        kind,
         ns: ns.to_owned(),
         selector,
         seen: state.rv,
@@ -125,13 +135,16 @@ pub(super) fn watch(request: &Request, shared: &Arc<Shared>, ns: &str) -> Reply 
         Some(rv) if !initial_events => watch.seen = rv,
         _ => {
             // The state now, as if everything had just been added.
-            let current = state.inference_services.values().map(served);
-            for object in current.filter(|o| watch.wants(o)) {
+            let current = state.objects.iter().filter(|(key, _)| key.0 == kind);
+            for object in current.map(|(_, o)| served(o)) {
+                if !watch.wants(kind, &object) {
+                    continue;
+                }
                 first.push(line("ADDED", &object));
             }
             if initial_events {
                 let end = json!({"k8s.io/initial-events-end": "true"});
-                first.push(bookmark(state.rv, Some(end)));
+                first.push(bookmark(kind, state.rv, Some(end)));
             }
         }
     }
@@ -158,8 +171,8 @@ fn follow(shared: &Shared, watch: &mut Watch, out: &mut dyn std::io::Write) -> s
             let new = &state.history[start..];
             let lines: Vec<Vec<u8>> = new
                 .iter()
-                .filter(|e| watch.wants(&e.object))
-                .map(|e| line(e.kind, &e.object))
+                .filter(|e| watch.wants(e.kind, &e.object))
+                .map(|e| line(e.change, &e.object))
                 .collect();
             watch.seen = new.last().map_or(watch.seen, |e| e.rv);
             if !lines.is_empty() {
@@ -171,7 +184,7 @@ fn follow(shared: &Shared, watch: &mut Watch, out: &mut dyn std::io::Write) -> s
                 let rv = state.rv.max(watch.seen);
                 drop(state);
                 if watch.bookmarks {
-                    out.write_all(&bookmark(rv, None))?;
+                    out.write_all(&bookmark(watch.kind, rv, None))?;
                 }
                 return Ok(());
             }
