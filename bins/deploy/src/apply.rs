@@ -1,4 +1,4 @@
-//! Server-side apply of the InferenceService. The API server merges what deploy sends with
+//! Server-side apply of the InferenceService or LLMInferenceService. The API server merges what deploy sends with
 //! what is there, under deploy's field manager: a rerun updates the fields deploy owns and
 //! keeps every field another manager set (a label from `oc label`, an annotation from the
 //! dashboard), and a field another manager changed is a conflict, not silently overwritten.
@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::cluster::api_status;
 use crate::DeployError;
 
-/// What the apply did to the InferenceService.
+/// What the apply did to the object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
@@ -32,7 +32,7 @@ impl std::fmt::Display for Change {
 #[derive(Debug, Clone)]
 pub struct Applied {
     pub change: Change,
-    /// The InferenceService as the server returned it after the apply.
+    /// The object as the server returned it after the apply.
     pub object: DynamicObject,
 }
 
@@ -51,10 +51,11 @@ pub async fn apply(
     manifest: &Value,
     options: &ApplyOptions,
 ) -> Result<Applied, DeployError> {
+    let what = format!("{} {name}", manifest["kind"].as_str().unwrap_or("object"));
     let before = api
         .get_opt(name)
         .await
-        .map_err(|e| DeployError::kube("read InferenceService", name, e))?
+        .map_err(|e| DeployError::kube("read", &what, e))?
         .and_then(|o| o.metadata.resource_version);
     let mut params = PatchParams::apply(&options.field_manager);
     params.force = options.force_conflicts;
@@ -63,10 +64,10 @@ pub async fn apply(
         .await
         .map_err(|e| match (api_status(&e), e) {
             (Some(409), kube::Error::Api(status)) => DeployError::Conflict {
-                name: name.into(),
+                what: what.clone(),
                 message: status.message,
             },
-            (_, e) => DeployError::kube("apply InferenceService", name, e),
+            (_, e) => DeployError::kube("apply", &what, e),
         })?;
     let change = match before {
         None => Change::Created,

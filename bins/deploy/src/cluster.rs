@@ -63,10 +63,6 @@ fn kserve(version: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
-pub fn inference_services() -> ApiResource {
-    kserve("v1beta1", "InferenceService", "inferenceservices")
-}
-
 pub fn serving_runtimes() -> ApiResource {
     kserve("v1alpha1", "ServingRuntime", "servingruntimes")
 }

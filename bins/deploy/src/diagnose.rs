@@ -7,18 +7,14 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use modelcar_shared::causes::ErrorCauses;
 
-/// The label KServe puts on every pod of an InferenceService.
-const ISVC_LABEL: &str = "serving.kserve.io/inferenceservice";
-
 /// Container states that are part of a normal start, not a problem.
 const STARTING: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 
 /// One line per problem found in the predictor's pods; a line saying why, when none can be
 /// read (never an error: this only explains a failure already being reported).
-pub async fn predictor_problems(client: &Client, namespace: &str, name: &str) -> Vec<String> {
+pub async fn predictor_problems(client: &Client, namespace: &str, selector: &str) -> Vec<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let selector = format!("{ISVC_LABEL}={name}");
-    match pods.list(&ListParams::default().labels(&selector)).await {
+    match pods.list(&ListParams::default().labels(selector)).await {
         Ok(list) if list.items.is_empty() => {
             vec![format!("no predictor pod exists yet (label {selector})")]
         }

@@ -29,6 +29,26 @@ pub enum DeployError {
         named: crate::OciMode,
         flag: crate::OciMode,
     },
+    #[error(
+        "the LLMInferenceService controller does not take oci+fetch:// (KServe: \"unsupported \
+         schema in model URI\"): use --oci-mode modelcar or native, or --kind inferenceservice"
+    )]
+    LlmFetch,
+    #[error(
+        "KServe has OCI models off ({config_map}: storageInitializer has no ociModelMode and \
+         enableModelcar is false), so it cannot mount the image in {asked} mode: set \
+         \"enableModelcar\": true or \"ociModelMode\": \"{asked}\" there (OpenShift AI: the \
+         DataScienceCluster's kserve settings)"
+    )]
+    OciDisabled {
+        config_map: String,
+        asked: crate::OciMode,
+    },
+    #[error(
+        "--oci-mode native needs the ImageVolume feature, and this cluster (Kubernetes \
+         {version}) {problem}; use --oci-mode modelcar or fetch"
+    )]
+    NoImageVolume { version: String, problem: String },
     #[error("Kubernetes configuration: {0}")]
     Config(String),
     #[error("namespace {0:?} does not exist (--namespace)")]
@@ -40,15 +60,20 @@ pub enum DeployError {
         available: Vec<String>,
     },
     #[error(
-        "InferenceService {name}: {message}\nanother client changed these fields; rerun with \
+        "{what}: {message}\nanother client changed these fields; rerun with \
          --force-conflicts to take them over"
     )]
-    Conflict { name: String, message: String },
-    #[error("InferenceService {0} was deleted while deploy waited for it")]
+    Conflict {
+        /// `InferenceService NAME`, `DaemonSet NAME`...
+        what: String,
+        message: String,
+    },
+    #[error("{0} was deleted while deploy waited for it")]
     Deleted(String),
-    #[error("{}", not_ready(.name, *.timeout, .conditions, .pods))]
+    #[error("{}", not_ready(.what, *.timeout, .conditions, .pods))]
     NotReady {
-        name: String,
+        /// `InferenceService NAME` or `LLMInferenceService NAME`.
+        what: String,
         timeout: Duration,
         conditions: Vec<Condition>,
         /// What the predictor's pods say, one line each.
@@ -104,9 +129,9 @@ fn no_runtime(runtime: &str, namespace: &str, available: &[String]) -> String {
     )
 }
 
-fn not_ready(name: &str, timeout: Duration, conditions: &[Condition], pods: &[String]) -> String {
+fn not_ready(what: &str, timeout: Duration, conditions: &[Condition], pods: &[String]) -> String {
     let mut text = format!(
-        "InferenceService {name} was not Ready after {} (--timeout)",
+        "{what} was not Ready after {} (--timeout)",
         humantime::format_duration(timeout)
     );
     match conditions {

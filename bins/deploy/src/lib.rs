@@ -1,14 +1,19 @@
-//! deploy: serve a ModelCar with a KServe InferenceService (vLLM). Checks that the namespace
-//! and the ServingRuntime exist, applies the InferenceService with server-side apply, waits
-//! for Ready with a watch, and records where it serves in the workspace metadata.
+//! deploy: serve a ModelCar with a KServe InferenceService or LLMInferenceService (vLLM).
+//! Checks what the cluster must have (the namespace, the ServingRuntime, KServe's OCI mode),
+//! optionally has every node that may run it pull the image first (prewarm), applies the
+//! object with server-side apply, waits for Ready with a watch, and records where it serves
+//! in the workspace metadata.
 
 pub mod apply;
 pub mod cluster;
 pub mod conditions;
 pub mod diagnose;
 mod error;
+pub mod kind;
+pub mod llm_manifest;
 pub mod manifest;
 pub mod oci_mode;
+pub mod oci_support;
 pub mod preflight;
 mod report;
 pub mod wait;
@@ -16,6 +21,8 @@ pub mod wait;
 pub use apply::{ApplyOptions, Change};
 pub use cluster::{connect, ClusterOptions};
 pub use error::DeployError;
+pub use kind::ServedKind;
+pub use llm_manifest::{llm_inference_service, LlmRouter};
 pub use manifest::{inference_service, ServeSpec, Toleration};
 pub use oci_mode::{parse_oci_uri, OciMode};
 pub use report::{DeployOutcome, DeployReport, DryRun};
@@ -42,15 +49,14 @@ pub async fn deploy(
     workspace: Option<&Workspace>,
 ) -> Result<DeployReport, DeployError> {
     let spec = &request.spec;
-    preflight::check(client, &spec.namespace, &spec.runtime).await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &spec.namespace,
-        &cluster::inference_services(),
-    );
-    let applied = apply::apply(&api, &spec.name, &inference_service(spec), &request.apply).await?;
+    preflight::check(client, spec).await?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &spec.namespace, &spec.kind.api_resource());
+    let manifest = spec.kind.manifest(spec);
+    let applied = apply::apply(&api, &spec.name, &manifest, &request.apply).await?;
     tracing::info!(
-        "InferenceService {}/{}: {}",
+        "{} {}/{}: {}",
+        spec.kind,
         spec.namespace,
         spec.name,
         applied.change
@@ -59,9 +65,10 @@ pub async fn deploy(
         None => None,
         Some(timeout) => {
             let mut waited = wait::until_ready(&api, &applied.object, timeout).await;
-            // The watch only knows the InferenceService; its pods say why it is not Ready.
-            if let Err(DeployError::NotReady { name, pods, .. }) = &mut waited {
-                *pods = diagnose::predictor_problems(client, &spec.namespace, name).await;
+            // The watch only knows the object; its pods say why it is not Ready.
+            if let Err(DeployError::NotReady { pods, .. }) = &mut waited {
+                let selector = spec.kind.pod_selector(&spec.name);
+                *pods = diagnose::predictor_problems(client, &spec.namespace, &selector).await;
             }
             Some(waited?)
         }

@@ -6,32 +6,47 @@ use std::time::Duration;
 use clap::Parser;
 
 use deploy::{
-    storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun, OciMode,
-    ServeSpec, Toleration,
+    parse_oci_uri, storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun,
+    LlmRouter, OciMode, ServeSpec, ServedKind, Toleration,
 };
 use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
 use modelcar_shared::Workspace;
 
-/// Serve a ModelCar with a KServe InferenceService (vLLM).
+/// Serve a ModelCar with a KServe InferenceService or LLMInferenceService (vLLM).
 ///
-/// The InferenceService (serving.kserve.io/v1beta1) names the ServingRuntime and the model
-/// format, points storageUri at the image by digest, passes vLLM its tensor-parallel size,
-/// context length and memory share, requests the GPUs, and places the predictor with a node
-/// selector and tolerations.
+/// The InferenceService (serving.kserve.io/v1beta1, the default) names the ServingRuntime
+/// and the model format; the LLMInferenceService (v1alpha2, --kind llminferenceservice) builds
+/// on KServe's llm-d presets. Either points at the image by digest, passes vLLM its
+/// tensor-parallel size, context length and memory share, requests the GPUs, and places the
+/// pods with a node selector and tolerations.
 ///
-/// deploy first checks that the namespace and the ServingRuntime exist, then applies the
-/// InferenceService with server-side apply (a rerun updates it and keeps fields other clients
-/// set), then waits for Ready with a watch, logging each condition change. On timeout it
-/// prints the last conditions and what the predictor's pods say (ImagePullBackOff,
+/// deploy first checks that the namespace and the ServingRuntime exist and that KServe can
+/// mount the image in the --oci-mode asked (its inferenceservice-config, the ImageVolume
+/// feature); with --prewarm it has every node the pods may land on pull the image first;
+/// then applies the object with server-side apply (a rerun updates it and keeps fields other
+/// clients set), then waits for Ready with a watch, logging each condition change. On
+/// timeout it prints the last conditions and what the pods say (ImagePullBackOff,
 /// Unschedulable, OOMKilled) and exits 1. Credentials: --kubeconfig, KUBECONFIG or
 /// ~/.kube/config, or the pod's service account.
 #[derive(Debug, Parser)]
 #[command(name = "deploy", version)]
 struct Args {
-    /// The InferenceService's name.
+    /// The InferenceService's (or LLMInferenceService's) name.
     #[arg(value_name = "NAME", env = "MODELCAR_DEPLOY_NAME")]
     name: String,
+
+    /// What to serve it with: inferenceservice (a ServingRuntime; any KServe) or
+    /// llminferenceservice (KServe's llm-d presets; KServe 0.15+ with the LLMInferenceService
+    /// CRD).
+    #[arg(
+        long,
+        env = "MODELCAR_KIND",
+        value_enum,
+        default_value_t,
+        value_name = "KIND"
+    )]
+    kind: ServedKind,
 
     /// Namespace (default: the kubeconfig context's, in a pod its own; "default" with --dry-run).
     #[arg(long, env = "MODELCAR_NAMESPACE")]
@@ -51,12 +66,42 @@ struct Args {
     #[arg(long, env = "MODELCAR_OCI_MODE", value_enum, value_name = "MODE")]
     oci_mode: Option<OciMode>,
 
-    /// The ServingRuntime to serve with.
-    #[arg(long, env = "MODELCAR_RUNTIME", default_value = "vllm-nvidia-gpu")]
-    runtime: String,
+    /// InferenceService: the ServingRuntime to serve with [default: vllm-nvidia-gpu].
+    #[arg(long, env = "MODELCAR_RUNTIME")]
+    runtime: Option<String>,
 
-    #[arg(long, env = "MODELCAR_MODEL_FORMAT", default_value = "vLLM")]
-    model_format: String,
+    /// InferenceService: the model format the ServingRuntime declares [default: vLLM].
+    #[arg(long, env = "MODELCAR_MODEL_FORMAT")]
+    model_format: Option<String>,
+
+    /// LLMInferenceService: the vLLM image, instead of the preset's.
+    #[arg(long, env = "MODELCAR_RUNTIME_IMAGE", value_name = "IMAGE")]
+    runtime_image: Option<String>,
+
+    /// LLMInferenceService: an LLMInferenceServiceConfig to build on (spec.baseRefs);
+    /// repeatable.
+    #[arg(
+        long,
+        env = "MODELCAR_LLM_CONFIGS",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    llm_config: Vec<String>,
+
+    /// LLMInferenceService: how requests reach the replicas: route (an HTTPRoute on
+    /// KServe's Gateway), scheduler (and llm-d's scheduler picks the replica) or none.
+    #[arg(
+        long,
+        env = "MODELCAR_ROUTER",
+        value_enum,
+        default_value_t,
+        value_name = "ROUTER"
+    )]
+    router: LlmRouter,
+
+    /// Pods serving the model (InferenceService: min and max replicas).
+    #[arg(long, env = "MODELCAR_REPLICAS")]
+    replicas: Option<u32>,
 
     /// GPUs for the predictor (nvidia.com/gpu in requests and limits).
     #[arg(long, env = "MODELCAR_GPUS", default_value_t = 1)]
@@ -197,12 +242,18 @@ fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {
         args.oci_mode,
     )
     .map_err(|e| UsageError(e.causes().to_string()))?;
+    check_kind_flags(args, &storage_uri)?;
     Ok(ServeSpec {
+        kind: args.kind,
         name: args.name.clone(),
         namespace: namespace.to_string(),
         storage_uri,
-        runtime: args.runtime.clone(),
-        model_format: args.model_format.clone(),
+        runtime: args.runtime.clone().unwrap_or("vllm-nvidia-gpu".into()),
+        model_format: args.model_format.clone().unwrap_or("vLLM".into()),
+        runtime_image: args.runtime_image.clone(),
+        llm_configs: args.llm_config.clone(),
+        router: args.router,
+        replicas: args.replicas,
         gpus: args.gpus,
         tensor_parallel: args.tensor_parallel,
         max_model_len: args.max_model_len,
@@ -220,6 +271,34 @@ fn spec(args: &Args, namespace: &str) -> anyhow::Result<ServeSpec> {
         labels: args.label.iter().cloned().collect(),
         annotations: args.annotation.iter().cloned().collect(),
     })
+}
+
+/// Flags of the other kind are refused rather than silently dropped from the manifest.
+fn check_kind_flags(args: &Args, storage_uri: &str) -> Result<(), UsageError> {
+    let (flags, kind): (&[(&str, bool)], _) = match args.kind {
+        ServedKind::InferenceService => (
+            &[
+                ("--runtime-image", args.runtime_image.is_some()),
+                ("--llm-config", !args.llm_config.is_empty()),
+            ],
+            "an InferenceService takes its server from --runtime",
+        ),
+        ServedKind::LlmInferenceService => (
+            &[
+                ("--runtime", args.runtime.is_some()),
+                ("--model-format", args.model_format.is_some()),
+            ],
+            "an LLMInferenceService has no ServingRuntime: give --runtime-image or --llm-config",
+        ),
+    };
+    if let Some((flag, _)) = flags.iter().find(|(_, given)| *given) {
+        return Err(UsageError(format!("{flag} does not apply: {kind}")));
+    }
+    let llm = args.kind == ServedKind::LlmInferenceService;
+    if llm && matches!(parse_oci_uri(storage_uri), Ok((Some(OciMode::Fetch), _))) {
+        return Err(UsageError(deploy::DeployError::LlmFetch.to_string()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

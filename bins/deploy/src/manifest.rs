@@ -8,14 +8,26 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::llm_manifest::LlmRouter;
+use crate::ServedKind;
+
 /// Everything the manifest is made of.
 #[derive(Debug, Clone, Default)]
 pub struct ServeSpec {
+    pub kind: ServedKind,
     pub name: String,
     pub namespace: String,
     pub storage_uri: String,
+    /// InferenceService: the ServingRuntime and the model format it declares.
     pub runtime: String,
     pub model_format: String,
+    /// LLMInferenceService: the server image, when not the preset's, the
+    /// LLMInferenceServiceConfigs it builds on (`baseRefs`), and its router.
+    pub runtime_image: Option<String>,
+    pub llm_configs: Vec<String>,
+    pub router: LlmRouter,
+    /// Pods serving the model (InferenceService: min = max replicas).
+    pub replicas: Option<u32>,
     pub gpus: u32,
     pub tensor_parallel: Option<u32>,
     pub max_model_len: Option<u64>,
@@ -63,7 +75,7 @@ impl Toleration {
         })
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut t = Map::new();
         t.insert("key".into(), json!(self.key));
         match &self.value {
@@ -82,6 +94,23 @@ impl Toleration {
 
 /// The InferenceService for `spec`.
 pub fn inference_service(spec: &ServeSpec) -> Value {
+    let mut predictor = Map::new();
+    predictor.insert("model".into(), model(spec));
+    if let Some(replicas) = spec.replicas {
+        predictor.insert("minReplicas".into(), json!(replicas));
+        predictor.insert("maxReplicas".into(), json!(replicas));
+    }
+    predictor.extend(placement(spec));
+    json!({
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": metadata(spec),
+        "spec": { "predictor": predictor },
+    })
+}
+
+/// Name, namespace, the labels (with deploy's own) and annotations.
+pub(crate) fn metadata(spec: &ServeSpec) -> Map<String, Value> {
     let mut metadata = Map::new();
     metadata.insert("name".into(), json!(spec.name));
     metadata.insert("namespace".into(), json!(spec.namespace));
@@ -91,24 +120,24 @@ pub fn inference_service(spec: &ServeSpec) -> Value {
     if !spec.annotations.is_empty() {
         metadata.insert("annotations".into(), json!(spec.annotations));
     }
-    let mut predictor = Map::new();
-    predictor.insert("model".into(), model(spec));
+    metadata
+}
+
+/// Where the pods may run and as whom: node selector, tolerations, service account (the
+/// PodSpec fields of both kinds, and of the prewarm DaemonSet's pods).
+pub(crate) fn placement(spec: &ServeSpec) -> Map<String, Value> {
+    let mut fields = Map::new();
     if !spec.node_selector.is_empty() {
-        predictor.insert("nodeSelector".into(), json!(spec.node_selector));
+        fields.insert("nodeSelector".into(), json!(spec.node_selector));
     }
     if !spec.tolerations.is_empty() {
         let tolerations: Vec<Value> = spec.tolerations.iter().map(Toleration::to_json).collect();
-        predictor.insert("tolerations".into(), Value::Array(tolerations));
+        fields.insert("tolerations".into(), Value::Array(tolerations));
     }
     if let Some(sa) = &spec.service_account {
-        predictor.insert("serviceAccountName".into(), json!(sa));
+        fields.insert("serviceAccountName".into(), json!(sa));
     }
-    json!({
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": metadata,
-        "spec": { "predictor": predictor },
-    })
+    fields
 }
 
 fn model(spec: &ServeSpec) -> Value {
@@ -123,9 +152,19 @@ fn model(spec: &ServeSpec) -> Value {
 
 /// vLLM's own flags first, then what `--arg` added (which vLLM lets override).
 fn vllm_args(spec: &ServeSpec) -> Vec<String> {
+    let mut args = vec![format!("--tensor-parallel-size={}", tensor_parallel(spec))];
+    args.extend(vllm_flags(spec));
+    args
+}
+
+/// `--tensor-parallel`, else one rank per GPU.
+pub(crate) fn tensor_parallel(spec: &ServeSpec) -> u32 {
+    spec.tensor_parallel.unwrap_or(spec.gpus.max(1))
+}
+
+/// The vLLM flags besides the tensor-parallel size.
+pub(crate) fn vllm_flags(spec: &ServeSpec) -> Vec<String> {
     let mut args = Vec::new();
-    let tensor_parallel = spec.tensor_parallel.unwrap_or(spec.gpus.max(1));
-    args.push(format!("--tensor-parallel-size={tensor_parallel}"));
     if let Some(len) = spec.max_model_len {
         args.push(format!("--max-model-len={len}"));
     }
@@ -138,7 +177,7 @@ fn vllm_args(spec: &ServeSpec) -> Vec<String> {
 
 /// Requests equal limits: a GPU cannot be overcommitted, and the predictor's memory is not
 /// to be squeezed when the node fills up.
-fn resources(spec: &ServeSpec) -> Value {
+pub(crate) fn resources(spec: &ServeSpec) -> Value {
     let mut amounts = Map::new();
     if let Some(cpu) = &spec.cpu {
         amounts.insert("cpu".into(), json!(cpu));

@@ -40,7 +40,7 @@ impl OciMode {
     }
 
     /// The mode KServe names `mode` (`ParseOciScheme`'s X in `oci+X://`): the flag's values.
-    fn named(mode: &str) -> Option<Self> {
+    pub(crate) fn named(mode: &str) -> Option<Self> {
         <Self as ValueEnum>::from_str(mode, false).ok()
     }
 }

@@ -1,17 +1,23 @@
-//! Checks before anything is written: the namespace exists and the ServingRuntime the
-//! InferenceService names can be found, so a typo fails at once with the names that would
-//! work, not after a 15-minute wait for a predictor that never starts.
+//! Checks before anything is written: the namespace exists, the ServingRuntime an
+//! InferenceService names can be found, and KServe can mount the image in the mode asked
+//! ([`crate::oci_support`]), so a typo fails at once with the names that would work, not
+//! after a 15-minute wait for a predictor that never starts.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::Client;
 
 use crate::cluster::{api_status, cluster_serving_runtimes, serving_runtimes};
-use crate::DeployError;
+use crate::{oci_support, DeployError, ServeSpec, ServedKind};
 
-pub async fn check(client: &Client, namespace: &str, runtime: &str) -> Result<(), DeployError> {
+pub async fn check(client: &Client, spec: &ServeSpec) -> Result<(), DeployError> {
+    let namespace = &spec.namespace;
     check_namespace(client, namespace).await?;
-    check_runtime(client, namespace, runtime).await
+    let llm = spec.kind == ServedKind::LlmInferenceService;
+    if !llm {
+        check_runtime(client, namespace, &spec.runtime).await?;
+    }
+    oci_support::check(client, namespace, &spec.storage_uri, llm).await
 }
 
 async fn check_namespace(client: &Client, namespace: &str) -> Result<(), DeployError> {

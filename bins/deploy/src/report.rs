@@ -9,6 +9,7 @@ use crate::ServeSpec;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     pub storage_uri: String,
@@ -23,6 +24,7 @@ pub struct DeployReport {
 impl DeployReport {
     pub fn new(spec: &ServeSpec, change: Change, ready: Option<Ready>) -> Self {
         Self {
+            kind: spec.kind.name(),
             namespace: spec.namespace.clone(),
             name: spec.name.clone(),
             storage_uri: spec.storage_uri.clone(),
@@ -42,8 +44,8 @@ impl Report for DeployReport {
             (false, _) => "applied, not waited for (--no-wait)".to_string(),
         };
         format!(
-            "InferenceService {}/{} {}: {state}\nserving {}",
-            self.namespace, self.name, self.change, self.storage_uri
+            "{} {}/{} {}: {state}\nserving {}",
+            self.kind, self.namespace, self.name, self.change, self.storage_uri
         )
     }
 
@@ -53,7 +55,7 @@ impl Report for DeployReport {
     }
 }
 
-/// `--dry-run`: the InferenceService that would be applied, printed as YAML (as JSON with
+/// `--dry-run`: the object that would be applied, printed as YAML (as JSON with
 /// `--output json`), and nothing sent to the cluster.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
@@ -64,7 +66,7 @@ pub struct DryRun {
 impl DryRun {
     pub fn of(spec: &ServeSpec) -> Self {
         Self {
-            manifest: crate::inference_service(spec),
+            manifest: spec.kind.manifest(spec),
         }
     }
 }
@@ -76,7 +78,7 @@ impl Report for DryRun {
     }
 }
 
-/// What a deploy run did: applied the InferenceService, or only showed it.
+/// What a deploy run did: applied the object, or only showed it.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum DeployOutcome {

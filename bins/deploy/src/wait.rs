@@ -1,4 +1,5 @@
-//! Waiting for `Ready` with a watch on the one InferenceService: each condition change is
+//! Waiting for `Ready` with a watch on the one InferenceService or LLMInferenceService (both
+//! report Knative-style conditions with an aggregate `Ready`): each condition change is
 //! logged as it happens, a watch the server ends (they time out after minutes) is opened again
 //! from the last resourceVersion seen, and an expired one (410 Gone) starts over from a fresh
 //! read. No polling: a model that takes 12 minutes to load costs a handful of requests.
@@ -28,17 +29,22 @@ pub struct Ready {
     pub ready_at_utc: String,
 }
 
-/// The InferenceService as last seen while waiting.
+/// The object as last seen while waiting.
 struct Watched {
     name: String,
+    /// `KIND NAME`, for messages.
+    what: String,
     resource_version: String,
     status: ServiceStatus,
 }
 
 impl Watched {
     fn new(object: &DynamicObject) -> Self {
+        let name = object.metadata.name.clone().unwrap_or_default();
+        let kind = object.types.as_ref().map_or("object", |t| t.kind.as_str());
         let mut watched = Self {
-            name: object.metadata.name.clone().unwrap_or_default(),
+            what: format!("{kind} {name}"),
+            name,
             resource_version: String::new(),
             status: ServiceStatus::default(),
         };
@@ -85,7 +91,7 @@ pub async fn until_ready(
     match tokio::time::timeout_at(deadline, follow(api, &mut watched)).await {
         Ok(outcome) => outcome,
         Err(_elapsed) => Err(DeployError::NotReady {
-            name: watched.name.clone(),
+            what: watched.what.clone(),
             timeout,
             conditions: watched.status.conditions.clone(),
             pods: Vec::new(),
@@ -117,13 +123,7 @@ async fn follow(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<Ready
                 tokio::time::sleep(RECONNECT_PAUSE).await;
                 continue;
             }
-            Err(e) => {
-                return Err(DeployError::kube(
-                    "watch InferenceService",
-                    &watched.name,
-                    e,
-                ))
-            }
+            Err(e) => return Err(DeployError::kube("watch", &watched.what, e)),
         };
         pin_mut!(events);
         while let Some(event) = events.next().await {
@@ -135,7 +135,7 @@ async fn follow(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<Ready
                     watched.resource_version = mark.metadata.resource_version;
                 }
                 Ok(WatchEvent::Deleted(_)) => {
-                    return Err(DeployError::Deleted(watched.name.clone()))
+                    return Err(DeployError::Deleted(watched.what.clone()))
                 }
                 Ok(WatchEvent::Error(status)) if status.code == 410 => {
                     reread(api, watched).await?;
@@ -143,11 +143,7 @@ async fn follow(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<Ready
                 }
                 Ok(WatchEvent::Error(status)) => {
                     let e = kube::Error::Api(status);
-                    return Err(DeployError::kube(
-                        "watch InferenceService",
-                        &watched.name,
-                        e,
-                    ));
+                    return Err(DeployError::kube("watch", &watched.what, e));
                 }
                 Err(e) => {
                     tracing::warn!(
@@ -174,9 +170,9 @@ async fn reread(api: &Api<DynamicObject>, watched: &mut Watched) -> Result<(), D
     let list = api
         .list(&params)
         .await
-        .map_err(|e| DeployError::kube("read InferenceService", &watched.name, e))?;
+        .map_err(|e| DeployError::kube("read", &watched.what, e))?;
     let Some(object) = list.items.first() else {
-        return Err(DeployError::Deleted(watched.name.clone()));
+        return Err(DeployError::Deleted(watched.what.clone()));
     };
     watched.update(object);
     if let Some(rv) = list.metadata.resource_version {
