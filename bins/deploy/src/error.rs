@@ -49,6 +49,26 @@ pub enum DeployError {
          {version}) {problem}; use --oci-mode modelcar or fetch"
     )]
     NoImageVolume { version: String, problem: String },
+    #[error("DaemonSet {0} runs on no node: no node matches --node-selector and --toleration")]
+    NoPrewarmNodes(String),
+    #[error("{}", prewarm_failed(.daemon_set, *.held, .failed))]
+    PrewarmFailed {
+        daemon_set: String,
+        held: usize,
+        /// Node, reason, message.
+        failed: Vec<(String, String, String)>,
+    },
+    #[error(
+        "DaemonSet {daemon_set}: not every node held the image after {} (--prewarm-timeout); \
+         still pulling: {}",
+        humantime::format_duration(*.timeout),
+        .pending.join(", ")
+    )]
+    PrewarmTimeout {
+        daemon_set: String,
+        timeout: Duration,
+        pending: Vec<String>,
+    },
     #[error("Kubernetes configuration: {0}")]
     Config(String),
     #[error("namespace {0:?} does not exist (--namespace)")]
@@ -127,6 +147,21 @@ fn no_runtime(runtime: &str, namespace: &str, available: &[String]) -> String {
         "ServingRuntime {runtime:?} is not in namespace {namespace:?} nor a ClusterServingRuntime \
          (--runtime); {have}"
     )
+}
+
+fn prewarm_failed(daemon_set: &str, held: usize, failed: &[(String, String, String)]) -> String {
+    let mut text = format!(
+        "DaemonSet {daemon_set}: {} node(s) cannot pull the image ({held} hold it):",
+        failed.len()
+    );
+    for (node, reason, message) in failed {
+        let _ = write!(text, "\n  node {node}: {reason}: {message}");
+    }
+    text.push_str(
+        "\n  (a pull secret missing from --service-account, a registry the node cannot reach or \
+         trust, or no disk left for the image)",
+    );
+    text
 }
 
 fn not_ready(what: &str, timeout: Duration, conditions: &[Condition], pods: &[String]) -> String {

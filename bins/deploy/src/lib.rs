@@ -15,6 +15,8 @@ pub mod manifest;
 pub mod oci_mode;
 pub mod oci_support;
 pub mod preflight;
+pub mod prewarm;
+mod prewarm_pods;
 mod report;
 pub mod wait;
 
@@ -25,6 +27,7 @@ pub use kind::ServedKind;
 pub use llm_manifest::{llm_inference_service, LlmRouter};
 pub use manifest::{inference_service, ServeSpec, Toleration};
 pub use oci_mode::{parse_oci_uri, OciMode};
+pub use prewarm::{PrewarmOptions, PrewarmReport};
 pub use report::{DeployOutcome, DeployReport, DryRun};
 
 use std::time::Duration;
@@ -41,6 +44,19 @@ pub struct DeployRequest {
     pub apply: ApplyOptions,
     /// How long to wait for Ready; `None` returns once applied (`--no-wait`).
     pub wait: Option<Duration>,
+    /// Pull the image onto the nodes first (`--prewarm`).
+    pub prewarm: Option<PrewarmOptions>,
+}
+
+/// `--prewarm-only`: the checks, then the prewarm, and nothing applied.
+pub async fn prewarm_only(
+    client: &Client,
+    spec: &ServeSpec,
+    apply: &ApplyOptions,
+    options: &PrewarmOptions,
+) -> Result<PrewarmReport, DeployError> {
+    preflight::check(client, spec).await?;
+    prewarm::prewarm(client, spec, apply, options).await
 }
 
 pub async fn deploy(
@@ -50,6 +66,10 @@ pub async fn deploy(
 ) -> Result<DeployReport, DeployError> {
     let spec = &request.spec;
     preflight::check(client, spec).await?;
+    let prewarmed = match &request.prewarm {
+        Some(options) => Some(prewarm::prewarm(client, spec, &request.apply, options).await?),
+        None => None,
+    };
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &spec.namespace, &spec.kind.api_resource());
     let manifest = spec.kind.manifest(spec);
@@ -73,7 +93,8 @@ pub async fn deploy(
             Some(waited?)
         }
     };
-    let report = DeployReport::new(spec, applied.change, ready);
+    let mut report = DeployReport::new(spec, applied.change, ready);
+    report.prewarm = prewarmed;
     if let Some(ws) = workspace {
         ws.metadata()?.update(|m| {
             m.deployed = Some(Deployment {

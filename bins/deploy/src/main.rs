@@ -7,7 +7,7 @@ use clap::Parser;
 
 use deploy::{
     parse_oci_uri, storage_uri, ApplyOptions, ClusterOptions, DeployOutcome, DeployRequest, DryRun,
-    LlmRouter, OciMode, ServeSpec, ServedKind, Toleration,
+    LlmRouter, OciMode, PrewarmOptions, ServeSpec, ServedKind, Toleration,
 };
 use modelcar_shared::causes::ErrorCauses;
 use modelcar_shared::cli::{parse_key_value, CommonArgs, UsageError};
@@ -174,6 +174,24 @@ struct Args {
     #[arg(long, env = "MODELCAR_NO_WAIT", overrides_with = "wait")]
     no_wait: bool,
 
+    /// Before applying, have every node the pods may run on (same node selector and
+    /// tolerations) pull the image, through a DaemonSet removed afterwards: a new replica
+    /// then starts without pulling. Exits 1 naming the nodes that cannot pull.
+    #[arg(long, env = "MODELCAR_PREWARM")]
+    prewarm: bool,
+
+    /// Only prewarm the nodes; apply nothing (a pipeline step before deploy).
+    #[arg(long, env = "MODELCAR_PREWARM_ONLY", conflicts_with = "dry_run")]
+    prewarm_only: bool,
+
+    /// How long every node may take to pull the image, e.g. 45m.
+    #[arg(long, env = "MODELCAR_PREWARM_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    prewarm_timeout: Duration,
+
+    /// Leave the prewarm DaemonSet running, so that nodes that join later pull the image too.
+    #[arg(long, env = "MODELCAR_KEEP_PREWARM")]
+    keep_prewarm: bool,
+
     /// The field manager of the server-side apply: the owner of the fields deploy sets.
     #[arg(
         long,
@@ -222,6 +240,10 @@ async fn run(args: &Args) -> anyhow::Result<DeployOutcome> {
     };
     let client = deploy::connect(&cluster).await?;
     let namespace = args.namespace.as_deref();
+    let prewarm = PrewarmOptions {
+        timeout: args.prewarm_timeout,
+        keep: args.keep_prewarm,
+    };
     let request = DeployRequest {
         spec: spec(args, namespace.unwrap_or(client.default_namespace()))?,
         apply: ApplyOptions {
@@ -229,7 +251,12 @@ async fn run(args: &Args) -> anyhow::Result<DeployOutcome> {
             force_conflicts: args.force_conflicts,
         },
         wait: (!args.no_wait).then_some(args.timeout),
+        prewarm: args.prewarm.then_some(prewarm.clone()),
     };
+    if args.prewarm_only {
+        let report = deploy::prewarm_only(&client, &request.spec, &request.apply, &prewarm).await?;
+        return Ok(DeployOutcome::Prewarmed(report));
+    }
     let report = deploy::deploy(&client, &request, workspace.as_ref()).await?;
     Ok(DeployOutcome::Applied(report))
 }

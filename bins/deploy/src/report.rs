@@ -4,6 +4,7 @@ use modelcar_shared::cli::Report;
 use serde::Serialize;
 
 use crate::apply::Change;
+use crate::prewarm::PrewarmReport;
 use crate::wait::Ready;
 use crate::ServeSpec;
 
@@ -19,6 +20,8 @@ pub struct DeployReport {
     pub ready: bool,
     pub url: Option<String>,
     pub ready_at_utc: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<PrewarmReport>,
 }
 
 impl DeployReport {
@@ -32,6 +35,7 @@ impl DeployReport {
             ready: ready.is_some(),
             url: ready.as_ref().and_then(|r| r.url.clone()),
             ready_at_utc: ready.map(|r| r.ready_at_utc),
+            prewarm: None,
         }
     }
 }
@@ -43,8 +47,12 @@ impl Report for DeployReport {
             (true, None) => "Ready".to_string(),
             (false, _) => "applied, not waited for (--no-wait)".to_string(),
         };
+        let prewarmed = match &self.prewarm {
+            Some(prewarm) => format!("{}\n", prewarm.human()),
+            None => String::new(),
+        };
         format!(
-            "{} {}/{} {}: {state}\nserving {}",
+            "{prewarmed}{} {}/{} {}: {state}\nserving {}",
             self.kind, self.namespace, self.name, self.change, self.storage_uri
         )
     }
@@ -78,12 +86,41 @@ impl Report for DryRun {
     }
 }
 
-/// What a deploy run did: applied the object, or only showed it.
+impl Report for PrewarmReport {
+    fn human(&self) -> String {
+        let slowest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.pull_seconds)
+            .reduce(f64::max)
+            .map(|s| format!(", slowest pull {s:.0}s"))
+            .unwrap_or_default();
+        let mut text = format!("{} node(s) hold {}{slowest}", self.nodes.len(), self.image);
+        for node in &self.nodes {
+            let time = match node.pull_seconds {
+                Some(s) if s == 0.0 => "already there".to_string(),
+                Some(s) => format!("pulled in {s:.1}s"),
+                None => "pull time unknown".to_string(),
+            };
+            text.push_str(&format!("\n  {}: {time}", node.node));
+        }
+        if self.kept {
+            text.push_str(&format!(
+                "\nDaemonSet {} kept (--keep-prewarm)",
+                self.daemon_set
+            ));
+        }
+        text
+    }
+}
+
+/// What a deploy run did: applied the object, only showed it, or only prewarmed the nodes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum DeployOutcome {
     Applied(DeployReport),
     DryRun(DryRun),
+    Prewarmed(PrewarmReport),
 }
 
 impl Report for DeployOutcome {
@@ -91,6 +128,7 @@ impl Report for DeployOutcome {
         match self {
             Self::Applied(report) => report.human(),
             Self::DryRun(dry_run) => dry_run.human(),
+            Self::Prewarmed(prewarm) => prewarm.human(),
         }
     }
 
@@ -98,6 +136,7 @@ impl Report for DeployOutcome {
         match self {
             Self::Applied(report) => report.results(),
             Self::DryRun(dry_run) => dry_run.results(),
+            Self::Prewarmed(prewarm) => prewarm.results(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use modelcar_testkit::tls::{assert_said_at_once, TestCa};
+use modelcar_testkit::tls::assert_said_at_once;
 use modelcar_testkit::KubeServer;
 use serde_json::{json, Value};
 
@@ -19,55 +19,34 @@ const RUNTIME: &str = "vllm-nvidia-gpu";
 const URI: &str = "oci://quay.io/org/mistral-small-24b:w4a16@sha256:5f1e0c3d2b4a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
 const SERVE_URL: &str = "https://mistral-small-24b-w4a16-llm.apps.example.com";
 
-struct Cluster {
-    server: Arc<KubeServer>,
-    dir: tempfile::TempDir,
+mod common;
+use common::{json_out, stderr, Cluster};
+
+/// A cluster with namespace `llm` and the vLLM ServingRuntime in it.
+fn cluster() -> Cluster {
+    let cluster = Cluster::start(NS);
+    cluster.server.add_serving_runtime(NS, RUNTIME);
+    cluster
 }
 
-impl Cluster {
-    /// A cluster with namespace `llm` and the vLLM ServingRuntime in it, its API server
-    /// serving TLS with a CA of its own that only the kubeconfig names, as a cluster's does.
-    fn start() -> Self {
-        let server = Arc::new(KubeServer::start_tls(&TestCa::new("cluster CA")));
-        server.add_namespace(NS);
-        server.add_serving_runtime(NS, RUNTIME);
-        Self {
-            server,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
+trait Deploy {
+    fn deploy(&self, extra: &[&str]) -> Output;
+    fn deploy_in(&self, namespace: &str, extra: &[&str]) -> Output;
+    fn isvc(&self) -> Value;
+    fn patches(&self) -> usize;
+    fn become_ready_at(&self, generation: i64) -> thread::JoinHandle<()>;
+}
 
-    fn kubeconfig(&self) -> String {
-        let path = self.server.write_kubeconfig(self.dir.path());
-        path.display().to_string()
-    }
-
+impl Deploy for Cluster {
     /// Runs deploy for `NAME` in `NS` with `extra` flags after the common ones.
     fn deploy(&self, extra: &[&str]) -> Output {
         self.deploy_in(NS, extra)
     }
 
     fn deploy_in(&self, namespace: &str, extra: &[&str]) -> Output {
-        let kubeconfig = self.kubeconfig();
-        let mut args = vec![
-            NAME,
-            "--namespace",
-            namespace,
-            "--storage-uri",
-            URI,
-            "--kubeconfig",
-            &kubeconfig,
-            "--output",
-            "json",
-        ];
+        let mut args = vec![NAME, "--namespace", namespace, "--storage-uri", URI];
         args.extend_from_slice(extra);
-        Command::new(env!("CARGO_BIN_EXE_deploy"))
-            .args(&args)
-            .env_remove("KUBECONFIG")
-            .env_remove("MODELCAR_WORKSPACE")
-            .env("HOME", self.dir.path())
-            .output()
-            .expect("run deploy")
+        self.run(&args)
     }
 
     fn isvc(&self) -> Value {
@@ -139,22 +118,9 @@ fn deploy_no_wait(path: &std::path::Path) -> Output {
         .unwrap()
 }
 
-fn json_out(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "deploy failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("--output json prints one JSON object")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 #[test]
 fn creates_waits_for_ready_and_records_it() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let ws = tempfile::tempdir().unwrap();
     let results = ws.path().join("results");
     let controller = cluster.become_ready_at(1);
@@ -214,7 +180,7 @@ fn creates_waits_for_ready_and_records_it() {
 
 #[test]
 fn a_rerun_updates_and_keeps_other_managers_fields() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let controller = cluster.become_ready_at(1);
     json_out(&cluster.deploy(&["--timeout", "30s"]));
     controller.join().unwrap();
@@ -255,7 +221,7 @@ fn a_rerun_updates_and_keeps_other_managers_fields() {
 
 #[test]
 fn a_conflicting_change_stops_the_apply_unless_forced() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     json_out(&cluster.deploy(&["--no-wait"]));
     cluster
         .server
@@ -289,7 +255,7 @@ fn a_conflicting_change_stops_the_apply_unless_forced() {
 
 #[test]
 fn a_timeout_names_the_conditions_and_the_pods_reason() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     cluster.server.add_pod(
         NS,
         json!({
@@ -331,7 +297,7 @@ fn a_timeout_names_the_conditions_and_the_pods_reason() {
 
 #[test]
 fn a_missing_serving_runtime_is_refused_with_those_there() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     cluster.server.add_serving_runtime(NS, "vllm-cuda-runtime");
     let out = cluster.deploy(&["--runtime", "vllm-gaudi", "--no-wait"]);
     assert_eq!(out.status.code(), Some(1));
@@ -347,7 +313,7 @@ fn a_missing_serving_runtime_is_refused_with_those_there() {
 
 #[test]
 fn a_cluster_serving_runtime_is_found_too() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     cluster.server.add_cluster_serving_runtime("kserve-vllm");
     let report = json_out(&cluster.deploy(&["--runtime", "kserve-vllm", "--no-wait"]));
     assert_eq!(report["change"], "created");
@@ -356,7 +322,7 @@ fn a_cluster_serving_runtime_is_found_too() {
 
 #[test]
 fn a_missing_namespace_is_refused() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let out = cluster.deploy_in("nope", &["--no-wait"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -369,7 +335,7 @@ fn a_missing_namespace_is_refused() {
 
 #[test]
 fn no_wait_returns_once_applied_with_an_empty_url_result() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let results = cluster.dir.path().join("results");
     let report =
         json_out(&cluster.deploy(&["--no-wait", "--results-dir", results.to_str().unwrap()]));
@@ -381,7 +347,7 @@ fn no_wait_returns_once_applied_with_an_empty_url_result() {
 
 #[test]
 fn wrong_credentials_are_named() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let path = cluster.server.write_kubeconfig(cluster.dir.path());
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace(cluster.server.token(), "expired")).unwrap();
@@ -410,7 +376,7 @@ fn no_cluster_configuration_is_a_clear_error() {
 
 #[test]
 fn a_watch_that_ends_or_expires_is_opened_again() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let server = Arc::clone(&cluster.server);
     let controller = thread::spawn(move || {
         wait_for_generation(&server, 1);
@@ -451,7 +417,7 @@ fn a_watch_that_ends_or_expires_is_opened_again() {
 
 #[test]
 fn an_api_server_certificate_the_kubeconfig_does_not_trust_is_said_at_once() {
-    let cluster = Cluster::start();
+    let cluster = cluster();
     let path = cluster.server.write_kubeconfig(cluster.dir.path());
     let text = std::fs::read_to_string(&path).unwrap();
     let without_ca: String = text

@@ -99,6 +99,8 @@ struct State {
     forbidden: Vec<(&'static str, String)>,
     /// What `/version` says, when not the default.
     git_version: Option<String>,
+    /// Whether the ImageVolume feature gate is on (dry-run pods keep image volumes).
+    image_volumes: bool,
     /// Every change of a written object, oldest first.
     history: Vec<Event>,
     /// The resourceVersion at the last [`KubeServer::compact_watch_history`]: a watch from
@@ -169,7 +171,10 @@ impl KubeServer {
     pub fn start() -> Self {
         let shared = Arc::new(Shared {
             token: TOKEN.into(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                image_volumes: true,
+                ..State::default()
+            }),
             changed: Condvar::new(),
             requests: Mutex::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -412,6 +417,12 @@ impl KubeServer {
     pub fn set_version(&self, git_version: &str) {
         self.shared
             .change(|state| state.git_version = Some(git_version.into()));
+    }
+
+    /// Turns the ImageVolume feature gate off (or on again): a pod with an image volume is
+    /// then refused, as the apiserver refuses it once it dropped the disabled field.
+    pub fn set_image_volume_gate(&self, on: bool) {
+        self.shared.change(|state| state.image_volumes = on);
     }
 
     /// An Event in `ns` (JSON with at least `metadata.name` and `involvedObject`), as the

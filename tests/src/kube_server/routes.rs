@@ -46,6 +46,9 @@ fn route(request: &Request, segments: &[&str], shared: &Arc<Shared>) -> Result<R
             let key = (ns.to_string(), name.to_string());
             found(state.config_maps.get(&key), CONFIG_MAPS, name)
         }
+        ["api", "v1", "namespaces", ns, "pods"] if method == "POST" => {
+            dry_run_pod(request, shared, ns)
+        }
         ["api", "v1", "namespaces", ns, "pods"] => {
             only_get(method, PODS, true)?;
             no_watch(request, PODS)?;
@@ -144,6 +147,43 @@ fn delete(shared: &Shared, key: &Key) -> Result<Reply, Failure> {
                         "uid": last["metadata"]["uid"]},
         }),
     ))
+}
+
+/// `POST .../pods?dryRun=All`: the pod as it would be stored, nothing stored. With the
+/// ImageVolume feature gate off the apiserver drops `volumes[].image`
+/// (`dropDisabledImageVolumeField`), and a volume left without a source fails validation.
+fn dry_run_pod(request: &Request, shared: &Shared, ns: &str) -> Result<Reply, Failure> {
+    if request.param("dryRun") != Some("All") {
+        return Err(Failure::bad_request(
+            "KubeServer: only dry-run pod creation is served by the test server",
+        ));
+    }
+    let mut pod: Value = serde_json::from_slice(&request.body)
+        .map_err(|e| Failure::bad_request(format!("error decoding pod: {e}")))?;
+    let state = shared.lock();
+    let name = pod["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if !state.image_volumes {
+        let volumes = pod["spec"]["volumes"].as_array_mut();
+        for (i, volume) in volumes.into_iter().flatten().enumerate() {
+            let Some(volume) = volume.as_object_mut() else {
+                continue;
+            };
+            if volume.shift_remove("image").is_some() && volume.len() == 1 {
+                return Err(Failure::invalid(
+                    PODS,
+                    "Pod",
+                    &name,
+                    &format!("spec.volumes[{i}]"),
+                    "Required value: must specify a volume type",
+                ));
+            }
+        }
+    }
+    let completed = super::objects::completed(ns, pod, "Pod", state.rv);
+    Ok(Reply::json(201, &completed))
 }
 
 /// Watching pods or events is not served here: a client must not come to rely on it.

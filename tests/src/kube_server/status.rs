@@ -170,6 +170,16 @@ impl Failure {
         Self::new(422, "Invalid", message, Some(details))
     }
 
+    /// `errors.NewInvalid` of an object with one invalid field: 422 naming it.
+    pub fn invalid(resource: Resource, kind: &str, name: &str, field: &str, detail: &str) -> Self {
+        let message = format!("{kind} {name:?} is invalid: {field}: {detail}");
+        let cause = json!({"reason": "FieldValueRequired", "message": detail, "field": field});
+        let mut details = resource.details(name);
+        details["kind"] = kind.into();
+        details["causes"] = json!([cause]);
+        Self::new(422, "Invalid", message, Some(details))
+    }
+
     /// `errors.NewConflict` for a stale `metadata.resourceVersion` precondition.
     pub fn modified(resource: Resource, name: &str) -> Self {
         let message = format!(
