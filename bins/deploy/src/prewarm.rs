@@ -131,13 +131,17 @@ pub async fn prewarm(
         .map_err(|e| DeployError::kube("apply", &format!("DaemonSet {name}"), e))?;
     tracing::info!("DaemonSet {name}: pulling {image} onto every node the model may run on");
     let waited = tokio::time::timeout(options.timeout, wait(client, spec, &name)).await;
+    // Read before the removal takes the pods away.
+    let pending = match waited {
+        Err(_) => pending_nodes(client, spec).await,
+        Ok(_) => Vec::new(),
+    };
     if !options.keep {
         remove(&api, &name).await;
     }
     let nodes = match waited {
         Ok(outcome) => outcome?,
         Err(_elapsed) => {
-            let pending = pending_nodes(client, spec).await;
             return Err(DeployError::PrewarmTimeout {
                 daemon_set: name,
                 timeout: options.timeout,
