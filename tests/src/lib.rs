@@ -3,6 +3,7 @@
 
 pub mod base_image;
 pub mod capture;
+pub mod crd_schema;
 pub mod http;
 pub mod http_server;
 pub mod hub_server;

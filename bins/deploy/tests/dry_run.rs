@@ -175,3 +175,42 @@ fn oci_modes_that_disagree_or_do_not_exist_are_refused() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("KServe knows no oci+lazy://"), "{said}");
 }
+
+/// The LLMInferenceService of the fp16 model on 4 GPUs, in the two OCI modes its controller
+/// takes (it refuses `oci+fetch://`, tested in `llm_and_oci.rs`).
+#[test]
+fn the_llm_inference_service_in_its_oci_modes() {
+    let uri = format!("oci://{IMAGE}:fp16@{DIGEST}");
+    for mode in ["modelcar", "native"] {
+        assert_golden(
+            &format!("llm-fp16-4gpu-{mode}.yaml"),
+            &[
+                "mistral-small-24b-fp16",
+                "--kind",
+                "llminferenceservice",
+                "--namespace",
+                "llm",
+                "--storage-uri",
+                &uri,
+                "--oci-mode",
+                mode,
+                "--gpus",
+                "4",
+                "--max-model-len",
+                "32768",
+                "--gpu-memory-utilization",
+                "0.92",
+                "--memory",
+                "96Gi",
+                "--replicas",
+                "2",
+                "--node-selector",
+                "node.kubernetes.io/instance-type=g5.12xlarge",
+                "--toleration",
+                "nvidia.com/gpu:NoSchedule",
+                "--arg=--enable-chunked-prefill",
+                "--dry-run",
+            ],
+        );
+    }
+}
