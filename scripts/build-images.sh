@@ -88,26 +88,28 @@ push_image() {
 
 # render_bundle DIR: tekton/ with each Task's image default set to the pushed reference.
 render_bundle() {
-  local dir=$1 b task
+  local dir=$1 b task line
   rm -rf "$dir" && mkdir -p "$dir/tasks"
   cp -r tekton/pipelines tekton/examples "$dir/"
-  for b in "${modelcar_bins[@]}"; do
-    task=tekton/tasks/$b.yaml
-    # The one line to change; anything else means the Task changed shape: refuse to guess.
-    local line="      default: quay.io/modelcar/$b:$version"
-    if [ "$(grep -cxF "$line" "$task")" != 1 ]; then
-      echo "build-images.sh: $task has no single line '$line' to set the image in" >&2
+  for task in tekton/tasks/*.yaml; do
+    # The one line to change names the binary the Task runs (prewarm runs deploy); anything
+    # else means the Task changed shape: refuse to guess.
+    b=$(sed -n "s|^      default: quay.io/modelcar/\([a-z-]*\):$version\$|\1|p" "$task")
+    if [ -z "$b" ] || [ "$(grep -c . <<<"$b")" != 1 ] || [ -z "${refs[$b]:-}" ]; then
+      echo "build-images.sh: $task has no single line 'default: quay.io/modelcar/BINARY:$version'" \
+        "to set the image in" >&2
       exit 1
     fi
+    line="      default: quay.io/modelcar/$b:$version"
     awk -v from="$line" -v to="      default: ${refs[$b]}" '$0 == from { $0 = to } { print }' \
-      "$task" >"$dir/tasks/$b.yaml"
+      "$task" >"$dir/tasks/$(basename "$task")"
   done
   {
     echo "# Rendered by scripts/build-images.sh --push $push: kubectl apply -k $dir"
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
     echo "resources:"
-    for b in "${modelcar_bins[@]}"; do echo "  - tasks/$b.yaml"; done
+    for task in "$dir"/tasks/*.yaml; do echo "  - tasks/$(basename "$task")"; done
     for p in "$dir"/pipelines/*.yaml; do echo "  - pipelines/$(basename "$p")"; done
   } >"$dir/kustomization.yaml"
 }

@@ -41,18 +41,28 @@ fn tasks_in(bundle: &Path) -> BTreeMap<String, Task> {
         .collect()
 }
 
+/// The binary a Task runs: its own, and deploy for prewarm (`deploy --prewarm-only`).
+fn binary_of(task: &str) -> &str {
+    match task.trim_start_matches("modelcar-") {
+        "prewarm" => "deploy",
+        binary => binary,
+    }
+}
+
 #[test]
 fn every_task_of_every_binary_is_bundled() {
     let names: Vec<String> = tasks().into_keys().collect();
-    let binaries = [
+    // One Task per binary, and prewarm, deploy's second step in the pipeline.
+    let tasks = [
         "build-push",
         "deploy",
         "fetch-model",
         "fix-perms",
         "mirror",
+        "prewarm",
         "register",
     ];
-    let expected: Vec<String> = binaries.iter().map(|b| format!("modelcar-{b}")).collect();
+    let expected: Vec<String> = tasks.iter().map(|b| format!("modelcar-{b}")).collect();
     assert_eq!(names, expected);
 }
 
@@ -89,7 +99,7 @@ fn task_names(pipeline: &Pipeline) -> Vec<&str> {
 }
 
 #[test]
-fn the_pvc_pipeline_runs_the_six_steps_in_order() {
+fn the_pvc_pipeline_runs_its_steps_in_order() {
     let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar.yaml"));
     let order = task_names(&pipeline);
     assert_eq!(
@@ -100,6 +110,7 @@ fn the_pvc_pipeline_runs_the_six_steps_in_order() {
             "build-push",
             "mirror",
             "register",
+            "prewarm",
             "deploy"
         ]
     );
@@ -122,7 +133,10 @@ fn the_pvc_pipeline_runs_the_six_steps_in_order() {
 fn the_hub_pipeline_has_no_model_download() {
     let pipeline = load_pipeline(&tekton_dir().join("pipelines/modelcar-from-hub.yaml"));
     let order = task_names(&pipeline);
-    assert_eq!(order, ["build-push", "mirror", "register", "deploy"]);
+    assert_eq!(
+        order,
+        ["build-push", "mirror", "register", "prewarm", "deploy"]
+    );
     let build = &pipeline.spec.tasks[0];
     let model_dir = build
         .params
@@ -304,7 +318,7 @@ fn image_default(task: &Task) -> String {
 #[test]
 fn every_task_defaults_to_its_binarys_image_at_this_version() {
     for (name, task) in tasks_in(&source_bundle_dir()) {
-        let binary = name.trim_start_matches("modelcar-");
+        let binary = binary_of(&name);
         assert_eq!(
             image_default(&task),
             format!("quay.io/modelcar/{binary}:{}", env!("CARGO_PKG_VERSION")),
@@ -325,9 +339,9 @@ fn the_rendered_bundle_runs_the_pushed_images() {
     let prefix = std::env::var("MODELCAR_BUNDLE_IMAGES")
         .expect("MODELCAR_BUNDLE_IMAGES=REGISTRY/ORG, as given to build-images.sh --push");
     let tasks = tasks();
-    assert_eq!(tasks.len(), 6, "six Tasks in {}", tekton_dir().display());
+    assert_eq!(tasks.len(), 7, "seven Tasks in {}", tekton_dir().display());
     for (name, task) in &tasks {
-        let binary = name.trim_start_matches("modelcar-");
+        let binary = binary_of(name);
         let image = image_default(task);
         let tagged = format!("{prefix}/{binary}:{}", env!("CARGO_PKG_VERSION"));
         let digest = image

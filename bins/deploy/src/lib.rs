@@ -55,7 +55,7 @@ pub async fn prewarm_only(
     apply: &ApplyOptions,
     options: &PrewarmOptions,
 ) -> Result<PrewarmReport, DeployError> {
-    preflight::check(client, spec).await?;
+    preflight::check_image_mount(client, spec).await?;
     prewarm::prewarm(client, spec, apply, options).await
 }
 

@@ -10,13 +10,20 @@ use kube::Client;
 use crate::cluster::{api_status, cluster_serving_runtimes, serving_runtimes};
 use crate::{oci_support, DeployError, ServeSpec, ServedKind};
 
+/// Everything, before an apply.
 pub async fn check(client: &Client, spec: &ServeSpec) -> Result<(), DeployError> {
+    check_image_mount(client, spec).await?;
+    if spec.kind == ServedKind::InferenceService {
+        check_runtime(client, &spec.namespace, &spec.runtime).await?;
+    }
+    Ok(())
+}
+
+/// The namespace, and that KServe can mount the image as asked: before a prewarm alone.
+pub async fn check_image_mount(client: &Client, spec: &ServeSpec) -> Result<(), DeployError> {
     let namespace = &spec.namespace;
     check_namespace(client, namespace).await?;
     let llm = spec.kind == ServedKind::LlmInferenceService;
-    if !llm {
-        check_runtime(client, namespace, &spec.runtime).await?;
-    }
     oci_support::check(client, namespace, &spec.storage_uri, llm).await
 }
 

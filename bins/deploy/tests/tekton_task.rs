@@ -1,8 +1,11 @@
-//! The bundled Tekton Task for deploy (tekton/tasks/deploy.yaml) is Tekton v1, declares what it
-//! references, and passes only env vars and flags this binary reads.
+//! The bundled Tekton Tasks that run deploy (tekton/tasks/deploy.yaml, and prewarm.yaml with
+//! --prewarm-only) are Tekton v1, declare what they reference, and pass only env vars and
+//! flags this binary reads.
 
 #[test]
-fn the_tekton_task_fits_this_binary() {
-    let task = modelcar_testkit::tekton::bundle_dir().join("tasks/deploy.yaml");
-    modelcar_testkit::tekton::check_task_runs_binary(&task, env!("CARGO_BIN_EXE_deploy"));
+fn the_tekton_tasks_fit_this_binary() {
+    for task in ["tasks/deploy.yaml", "tasks/prewarm.yaml"] {
+        let task = modelcar_testkit::tekton::bundle_dir().join(task);
+        modelcar_testkit::tekton::check_task_runs_binary(&task, env!("CARGO_BIN_EXE_deploy"));
+    }
 }
