@@ -4,12 +4,13 @@
 //! every file of the model to a server of an arbitrary UID through the modelcar sidecar's
 //! `/proc/<pid>/root` link, and as an ImageVolume (`oci+native`); an image without a shell is refused by KServe's `modelcar-init`
 //! check, as on a cluster; and the layer count containers/storage starts a container from is
-//! the one `--max-layers` documents.
+//! the one `--max-layers` documents; and a node `deploy --prewarm` ran on starts the
+//! predictor without pulling.
 
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{build_push, stderr};
 use deploy::{inference_service, ServeSpec};
@@ -20,7 +21,7 @@ use modelcar_testkit::runtime::kserve::{
     modelcar_image, native_pod, predictor_pod, ImageMount, MODEL_PATH,
 };
 use modelcar_testkit::runtime::reader::{model_reader, sums_in_logs, sums_of_dir};
-use modelcar_testkit::runtime::{podman, PodSecurity, ARBITRARY_UID};
+use modelcar_testkit::runtime::{podman, Container, Pod, PodSecurity, Podman, ARBITRARY_UID};
 use modelcar_testkit::Registry;
 use serde_json::Value;
 
@@ -181,4 +182,79 @@ fn containers_storage_starts_the_documented_layer_limit_and_no_more() {
         build_push::limits::DEFAULT_MAX_LAYERS,
         NODE_LAYER_LIMIT - build_push::limits::DEFAULT_MAX_LAYERS
     );
+}
+
+/// `deploy --prewarm` on a node: the DaemonSet's pod, as deploy renders it, pulls the
+/// ModelCar into the node's store; the predictor pod then starts from the store with the
+/// registry gone, so nothing was pulled at its start. A node without the prewarm pulls at
+/// the predictor's start. Both start times are printed, for the record.
+#[test]
+fn a_prewarmed_node_starts_the_modelcar_pod_without_pulling() {
+    let mut registry = Some(Registry::start());
+    let host = registry.as_ref().unwrap().host();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = busybox_base_in(tmp.path(), &host);
+    let model = tmp.path().join("model");
+    write_model(&model, 8, 16 << 20);
+    let isvc = push(tmp.path(), &model, &format!("{host}/models/warm:v1"), &base);
+    let image = modelcar_image(&isvc);
+
+    // A cold node: the kubelet pulls the ModelCar when the predictor pod starts.
+    let cold = podman().with_store(&tmp.path().join("cold-node"));
+    let cold_start = start_predictor(&cold, &isvc, &model);
+
+    // A node the prewarm DaemonSet ran on.
+    let node = podman().with_store(&tmp.path().join("warm-node"));
+    let spec = ServeSpec {
+        name: "warm".into(),
+        storage_uri: format!("oci://{image}"),
+        ..ServeSpec::default()
+    };
+    let daemon_set = deploy::prewarm::daemon_set(&spec, &image, Some(1010));
+    let hold = &daemon_set["spec"]["template"]["spec"]["containers"][0];
+    let prewarm = Pod {
+        containers: vec![Container {
+            name: "hold".into(),
+            image: hold["image"].as_str().unwrap().into(),
+            command: serde_json::from_value(hold["command"].clone()).unwrap(),
+            read_only_root: true,
+            ..Container::default()
+        }],
+        security: PodSecurity {
+            run_as_user: 1010,
+            run_as_group: 0,
+            fs_group: None,
+        },
+        ..Pod::default()
+    };
+    let started = Instant::now();
+    let holding = prewarm.start(&node).unwrap_or_else(|e| panic!("{e}"));
+    let prewarm_time = started.elapsed();
+    drop(holding);
+    assert!(
+        node.has_image(&image),
+        "the prewarm pod left the image on the node"
+    );
+
+    registry.take();
+    let warm_start = start_predictor(&node, &isvc, &model);
+    eprintln!(
+        "ModelCar of 128 MiB: predictor start {cold_start:.2?} on a cold node (pull included), \
+         {warm_start:.2?} on a prewarmed one (prewarm took {prewarm_time:.2?}, registry gone)"
+    );
+}
+
+/// Starts KServe's predictor pod for `isvc` on `node` and waits until its server read the
+/// whole model; how long that took.
+fn start_predictor(node: &Podman, isvc: &Value, model: &Path) -> Duration {
+    let server = model_reader(node, MODEL_PATH);
+    let started = Instant::now();
+    let running = predictor_pod(isvc, server, PodSecurity::default())
+        .start(node)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, logs) = running.wait("kserve-container", Duration::from_secs(300));
+    let took = started.elapsed();
+    assert_eq!(code, 0, "the server could not read the model:\n{logs}");
+    assert_eq!(sums_in_logs(&logs), sums_of_dir(model));
+    took
 }

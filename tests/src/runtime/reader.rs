@@ -1,12 +1,12 @@
 //! A stand-in for the model server of a KServe pod: an image of Debian's static busybox,
-//! imported into the store once per test process, whose container waits for the model
+//! imported into a store when it is not there yet, whose container waits for the model
 //! directory as a runtime told `MODEL_INIT_MODE=async` does, then prints its UID and the
 //! sha256 of every file under it, which [`sums_in_logs`] reads back.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
@@ -18,13 +18,15 @@ const BUSYBOX: &str = "/bin/busybox";
 const IMAGE: &str = "localhost/modelcar-testkit/reader:1";
 const APPLETS: [&str; 8] = ["sh", "id", "find", "sha256sum", "sleep", "test", "[", "ls"];
 
-/// The reader image, imported into `podman`'s store if it is not there yet.
+/// The reader image, imported into `podman`'s store (each store of its own: a node's) if it
+/// is not there yet.
 pub fn reader_image(podman: &Podman) -> &'static str {
-    static IMPORTED: OnceLock<()> = OnceLock::new();
-    IMPORTED.get_or_init(|| {
-        if podman.has_image(IMAGE) {
-            return;
-        }
+    static IMPORTING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = IMPORTING.lock().unwrap_or_else(PoisonError::into_inner);
+    if podman.has_image(IMAGE) {
+        return IMAGE;
+    }
+    {
         let dir = tempfile::tempdir().expect("reader rootfs");
         let bin = dir.path().join("rootfs/bin");
         std::fs::create_dir_all(&bin).expect("mkdir bin");
@@ -41,7 +43,7 @@ pub fn reader_image(podman: &Podman) -> &'static str {
             &["-C", path_str(&rootfs), "-cf", path_str(&tar), "."],
         );
         podman.ok(&["import", "--change", "ENV PATH=/bin", path_str(&tar), IMAGE]);
-    });
+    }
     IMAGE
 }
 
