@@ -5,22 +5,11 @@
 
 use std::fmt;
 
-use clap::ValueEnum;
 use kube::api::ApiResource;
 use serde_json::Value;
 
-use crate::{llm_manifest, manifest, ServeSpec};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum ServedKind {
-    /// serving.kserve.io/v1beta1 InferenceService.
-    #[default]
-    #[value(name = "inferenceservice", alias = "isvc")]
-    InferenceService,
-    /// serving.kserve.io/v1alpha2 LLMInferenceService.
-    #[value(name = "llminferenceservice", alias = "llmisvc")]
-    LlmInferenceService,
-}
+use crate::spec::{ServeSpec, ServedKind};
+use crate::{llm_manifest, manifest};
 
 impl ServedKind {
     /// The kind as the API names it.

@@ -18,17 +18,18 @@ pub mod preflight;
 pub mod prewarm;
 mod prewarm_pods;
 mod report;
+pub mod spec;
 pub mod wait;
 
 pub use apply::{ApplyOptions, Change};
 pub use cluster::{connect, ClusterOptions};
 pub use error::DeployError;
-pub use kind::ServedKind;
-pub use llm_manifest::{llm_inference_service, LlmRouter};
-pub use manifest::{inference_service, ServeSpec, Toleration};
+pub use llm_manifest::llm_inference_service;
+pub use manifest::inference_service;
 pub use oci_mode::{parse_oci_uri, OciMode};
 pub use prewarm::{PrewarmOptions, PrewarmReport};
 pub use report::{DeployOutcome, DeployReport, DryRun};
+pub use spec::{LlmRouter, ServeSpec, ServedKind, Toleration};
 
 use std::time::Duration;
 

@@ -7,23 +7,10 @@
 //! `main`, the name the presets merge into; its image comes from the preset unless
 //! `--runtime-image` names one.
 
-use clap::ValueEnum;
 use serde_json::{json, Map, Value};
 
 use crate::manifest::{metadata, placement, resources, tensor_parallel, vllm_flags};
-use crate::ServeSpec;
-
-/// How requests reach the replicas (`spec.router`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum LlmRouter {
-    /// An HTTPRoute on KServe's Gateway (Gateway API), spread by the Service.
-    #[default]
-    Route,
-    /// As route, plus llm-d's scheduler (the inference extension) picking the replica.
-    Scheduler,
-    /// No router: only the workload and its Service.
-    None,
-}
+use crate::spec::{LlmRouter, ServeSpec};
 
 /// The container the LLMInferenceService presets merge their server settings into.
 pub const MAIN_CONTAINER: &str = "main";

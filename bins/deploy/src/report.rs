@@ -98,7 +98,7 @@ impl Report for PrewarmReport {
         let mut text = format!("{} node(s) hold {}{slowest}", self.nodes.len(), self.image);
         for node in &self.nodes {
             let time = match node.pull_seconds {
-                Some(s) if s == 0.0 => "already there".to_string(),
+                Some(0.0) => "already there".to_string(),
                 Some(s) => format!("pulled in {s:.1}s"),
                 None => "pull time unknown".to_string(),
             };
