@@ -369,7 +369,11 @@ fn the_rendered_bundle_runs_the_pushed_images() {
     let built = run_tool("kubectl", &["kustomize", &dir.to_string_lossy()]);
     let kinds: Vec<String> = built.split("\n---\n").map(kind_of).collect();
     let pipelines = yaml_files(&dir.join("pipelines")).len();
-    assert_eq!(kinds.iter().filter(|k| *k == "Task").count(), 6);
+    assert_eq!(kinds.iter().filter(|k| *k == "Task").count(), tasks.len());
     assert_eq!(kinds.iter().filter(|k| *k == "Pipeline").count(), pipelines);
-    assert_eq!(kinds.len(), 6 + pipelines, "nothing else: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        tasks.len() + pipelines,
+        "nothing else: {kinds:?}"
+    );
 }

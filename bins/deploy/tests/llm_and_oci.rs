@@ -231,3 +231,39 @@ fn native_mode_is_checked_against_the_kubernetes_version_and_the_feature_gate() 
         stderr(&out)
     );
 }
+
+#[test]
+fn an_llm_inference_service_that_is_not_ready_is_diagnosed_from_its_workload_pods() {
+    let cluster = Cluster::start(NS);
+    // The workload's pod, labelled as `singleNodeLabels` labels it, and one of another service.
+    for (pod, name) in [
+        ("mistral-small-24b-kserve-0", NAME),
+        ("other-kserve-0", "other"),
+    ] {
+        cluster.server.add_pod(
+            NS,
+            json!({
+                "metadata": {"name": pod, "labels": {
+                    "app.kubernetes.io/name": name,
+                    "app.kubernetes.io/part-of": "llminferenceservice",
+                    "app.kubernetes.io/component": "llminferenceservice-workload"}},
+                "status": {"phase": "Pending", "conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]},
+            }),
+        );
+    }
+    let uri = format!("oci://{IMAGE}");
+    let out = cluster.run(&llm_args(&uri, &["--timeout", "2s"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("LLMInferenceService mistral-small-24b was not Ready after 2s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pod mistral-small-24b-kserve-0: Unschedulable: 0/3 nodes are available"),
+        "{text}"
+    );
+    assert!(!text.contains("other-kserve-0"), "{text}");
+}
