@@ -111,6 +111,11 @@ fn prewarm_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+fn daemon_set_exists(cluster: &Cluster) -> bool {
+    let found = cluster.server.object(Kind::DaemonSet, NS, DAEMON_SET);
+    found.is_some()
+}
+
 fn cluster() -> Cluster {
     let cluster = Cluster::start(NS);
     cluster.server.add_serving_runtime(NS, "vllm-nvidia-gpu");
@@ -163,13 +168,7 @@ fn a_node_that_cannot_pull_is_named_and_nothing_is_deployed() {
         json!(["ALL"])
     );
 
-    assert!(
-        cluster
-            .server
-            .object(Kind::DaemonSet, NS, DAEMON_SET)
-            .is_none(),
-        "removed"
-    );
+    assert!(!daemon_set_exists(&cluster), "removed");
     assert!(
         cluster.server.inference_service(NS, NAME).is_none(),
         "not deployed"
@@ -203,13 +202,7 @@ fn every_node_holds_the_image_with_its_pull_time_before_the_deploy() {
         "{}",
         stderr(&out)
     );
-    assert!(
-        cluster
-            .server
-            .object(Kind::DaemonSet, NS, DAEMON_SET)
-            .is_none(),
-        "removed"
-    );
+    assert!(!daemon_set_exists(&cluster), "removed");
     assert!(
         cluster.server.inference_service(NS, NAME).is_some(),
         "deployed after"
@@ -231,13 +224,7 @@ fn prewarm_only_keeps_the_daemon_set_when_asked_and_applies_nothing() {
     nodes.join().unwrap();
     let report = json_out(&out);
     assert_eq!(report["kept"], true);
-    assert!(
-        cluster
-            .server
-            .object(Kind::DaemonSet, NS, DAEMON_SET)
-            .is_some(),
-        "kept"
-    );
+    assert!(daemon_set_exists(&cluster), "kept");
     assert!(cluster.server.inference_service(NS, NAME).is_none());
 }
 
@@ -267,11 +254,5 @@ fn no_matching_node_and_a_slow_node_are_errors_that_say_so() {
         text.contains("after 3s (--prewarm-timeout); still pulling: gpu-node-b"),
         "{text}"
     );
-    assert!(
-        cluster
-            .server
-            .object(Kind::DaemonSet, NS, DAEMON_SET)
-            .is_none(),
-        "removed"
-    );
+    assert!(!daemon_set_exists(&cluster), "removed");
 }
