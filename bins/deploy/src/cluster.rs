@@ -53,7 +53,7 @@ async fn config(options: &ClusterOptions) -> Result<Config, DeployError> {
     }
 }
 
-fn kserve(version: &str, kind: &str, plural: &str) -> ApiResource {
+pub(crate) fn kserve(version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
         group: "serving.kserve.io".into(),
         version: version.into(),

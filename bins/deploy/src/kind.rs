@@ -9,7 +9,7 @@ use kube::api::ApiResource;
 use serde_json::Value;
 
 use crate::spec::{ServeSpec, ServedKind};
-use crate::{llm_manifest, manifest};
+use crate::{cluster, llm_manifest, manifest};
 
 impl ServedKind {
     /// The kind as the API names it.
@@ -25,13 +25,7 @@ impl ServedKind {
             ServedKind::InferenceService => ("v1beta1", "inferenceservices"),
             ServedKind::LlmInferenceService => ("v1alpha2", "llminferenceservices"),
         };
-        ApiResource {
-            group: "serving.kserve.io".into(),
-            version: version.into(),
-            api_version: format!("serving.kserve.io/{version}"),
-            kind: self.name().into(),
-            plural: plural.into(),
-        }
+        cluster::kserve(version, self.name(), plural)
     }
 
     /// The object deploy applies for `spec`.

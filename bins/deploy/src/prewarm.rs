@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, ListParams};
 use kube::Client;
 use modelcar_shared::causes::ErrorCauses;
 use serde::Serialize;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::manifest::{metadata, placement};
 use crate::prewarm_pods::{node_state, pull_time, NodeState};
-use crate::{parse_oci_uri, ApplyOptions, DeployError, ServeSpec};
+use crate::{apply, parse_oci_uri, ApplyOptions, DeployError, ServeSpec};
 
 /// The label that ties the DaemonSet to its pods.
 const LABEL: &str = "modelcar.io/prewarm";
@@ -107,7 +107,7 @@ pub fn daemon_set(spec: &ServeSpec, image: &str, run_as: Option<i64>) -> Value {
 pub async fn prewarm(
     client: &Client,
     spec: &ServeSpec,
-    apply: &ApplyOptions,
+    apply_options: &ApplyOptions,
     options: &PrewarmOptions,
 ) -> Result<PrewarmReport, DeployError> {
     let image = match parse_oci_uri(&spec.storage_uri) {
@@ -121,14 +121,12 @@ pub async fn prewarm(
         true => None,
         false => Some(UID),
     };
-    let api: Api<DaemonSet> = Api::namespaced(client.clone(), &spec.namespace);
     let name = daemon_set_name(&spec.name);
     let manifest = daemon_set(spec, &image, run_as);
-    let mut params = PatchParams::apply(&apply.field_manager);
-    params.force = apply.force_conflicts;
-    api.patch(&name, &params, &Patch::Apply(&manifest))
-        .await
-        .map_err(|e| DeployError::kube("apply", &format!("DaemonSet {name}"), e))?;
+    let resource = ApiResource::erase::<DaemonSet>(&());
+    let dynamic = Api::namespaced_with(client.clone(), &spec.namespace, &resource);
+    apply::apply(&dynamic, &name, &manifest, apply_options).await?;
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), &spec.namespace);
     tracing::info!("DaemonSet {name}: pulling {image} onto every node the model may run on");
     let waited = tokio::time::timeout(options.timeout, wait(client, spec, &name)).await;
     // Read before the removal takes the pods away.
@@ -178,14 +176,14 @@ async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodeP
     loop {
         let desired = desired_nodes(&api, name).await?;
         let nodes = read_nodes(client, spec).await?;
-        let held: Vec<&String> = nodes
+        let held: Vec<(&String, &String)> = nodes
             .iter()
-            .filter(|(_, state)| **state == NodeState::Holds)
-            .map(|(node, _)| node)
+            .filter(|(_, (_, state))| *state == NodeState::Holds)
+            .map(|(node, (pod, _))| (node, pod))
             .collect();
         let failed: Vec<(String, String, String)> = nodes
             .iter()
-            .filter_map(|(node, state)| match state {
+            .filter_map(|(node, (_, state))| match state {
                 NodeState::Failed { reason, message } => {
                     Some((node.clone(), reason.clone(), message.clone()))
                 }
@@ -212,8 +210,7 @@ async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodeP
                 });
             }
             if held.len() >= desired as usize {
-                let held: Vec<String> = held.into_iter().cloned().collect();
-                return Ok(pull_times(client, spec, held).await);
+                return Ok(pull_times(client, spec, &held).await);
             }
         }
         tokio::time::sleep(POLL).await;
@@ -231,11 +228,11 @@ async fn desired_nodes(api: &Api<DaemonSet>, name: &str) -> Result<Option<i32>, 
     Ok(status.filter(|_| seen).map(|s| s.desired_number_scheduled))
 }
 
-/// Each node's state, from the DaemonSet's pods.
+/// Each node's pod and its state, from the DaemonSet's pods.
 async fn read_nodes(
     client: &Client,
     spec: &ServeSpec,
-) -> Result<BTreeMap<String, NodeState>, DeployError> {
+) -> Result<BTreeMap<String, (String, NodeState)>, DeployError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
     let selector = format!("{LABEL}={}", spec.name);
     let list = pods
@@ -245,7 +242,10 @@ async fn read_nodes(
     Ok(list
         .items
         .iter()
-        .map(node_state)
+        .map(|pod| {
+            let (node, state) = node_state(pod);
+            (node, (pod.metadata.name.clone().unwrap_or_default(), state))
+        })
         .filter(|(node, _)| !node.is_empty())
         .collect())
 }
@@ -254,7 +254,7 @@ async fn pending_nodes(client: &Client, spec: &ServeSpec) -> Vec<String> {
     match read_nodes(client, spec).await {
         Ok(nodes) => nodes
             .into_iter()
-            .filter(|(_, state)| *state != NodeState::Holds)
+            .filter(|(_, (_, state))| *state != NodeState::Holds)
             .map(|(node, _)| node)
             .collect(),
         Err(e) => vec![format!("(cannot read the pods: {})", e.causes())],
@@ -262,31 +262,21 @@ async fn pending_nodes(client: &Client, spec: &ServeSpec) -> Vec<String> {
 }
 
 /// Each node's pull time, from its pod's `Pulled` event (events may be gone or unreadable:
-/// then the time is unknown, never an error).
-async fn pull_times(client: &Client, spec: &ServeSpec, held: Vec<String>) -> Vec<NodePull> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &spec.namespace);
+/// then the time is unknown, never an error); `held` is each node with its pod.
+async fn pull_times(
+    client: &Client,
+    spec: &ServeSpec,
+    held: &[(&String, &String)],
+) -> Vec<NodePull> {
     let events: Api<Event> = Api::namespaced(client.clone(), &spec.namespace);
-    let selector = format!("{LABEL}={}", spec.name);
-    let pod_of_node: BTreeMap<String, String> =
-        match pods.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter_map(|p| Some((p.spec?.node_name?, p.metadata.name?)))
-                .collect(),
-            Err(_) => BTreeMap::new(),
-        };
     let mut pulls = Vec::new();
-    for node in held {
-        let seconds = match pod_of_node.get(&node) {
-            Some(pod) => pulled_seconds(&events, pod).await,
-            None => None,
-        };
+    for (node, pod) in held {
+        let seconds = pulled_seconds(&events, pod).await;
         if let Some(s) = seconds {
             tracing::info!("{node}: pulled in {s:.1}s");
         }
         pulls.push(NodePull {
-            node,
+            node: node.to_string(),
             pull_seconds: seconds,
         });
     }
