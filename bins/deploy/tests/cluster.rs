@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use modelcar_testkit::kube_server::Kind;
 use modelcar_testkit::tls::assert_said_at_once;
 use modelcar_testkit::KubeServer;
 use serde_json::{json, Value};
@@ -95,16 +96,8 @@ impl Deploy for Cluster {
 }
 
 fn wait_for_generation(server: &KubeServer, generation: i64) {
-    for _ in 0..200 {
-        let seen = server
-            .inference_service(NS, NAME)
-            .and_then(|o| o["metadata"]["generation"].as_i64());
-        if seen == Some(generation) {
-            return;
-        }
-        thread::sleep(Duration::from_millis(25));
-    }
-    panic!("InferenceService generation {generation} never appeared");
+    let kind = Kind::InferenceService;
+    server.wait_for_generation(kind, NS, NAME, generation, Duration::from_secs(5));
 }
 
 /// deploy --no-wait with the kubeconfig at `path`, as written by the test.

@@ -40,15 +40,8 @@ fn llm_args<'a>(uri: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 fn become_ready_at(server: &Arc<KubeServer>, generation: i64) -> thread::JoinHandle<()> {
     let server = Arc::clone(server);
     thread::spawn(move || {
-        for _ in 0..400 {
-            let seen = server
-                .object(Kind::LlmInferenceService, NS, NAME)
-                .and_then(|o| o["metadata"]["generation"].as_i64());
-            if seen == Some(generation) {
-                break;
-            }
-            thread::sleep(Duration::from_millis(25));
-        }
+        let kind = Kind::LlmInferenceService;
+        server.wait_for_generation(kind, NS, NAME, generation, Duration::from_secs(10));
         let set = |conditions: Value, url| {
             server.set_status_of(Kind::LlmInferenceService, NS, NAME, conditions, url)
         };

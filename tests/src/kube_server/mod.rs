@@ -290,14 +290,44 @@ impl KubeServer {
     /// Polls until the object exists; panics after `timeout`, listing the requests the
     /// server got.
     pub fn wait_for(&self, kind: Kind, ns: &str, name: &str, timeout: Duration) -> Value {
+        self.poll(kind, ns, name, "", timeout, |_| true)
+    }
+
+    /// Polls until the object exists at `generation` (a controller waiting for the spec it
+    /// is to report on); panics after `timeout`, listing the requests the server got.
+    pub fn wait_for_generation(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        generation: i64,
+        timeout: Duration,
+    ) {
+        let at = format!(" of generation {generation}");
+        self.poll(kind, ns, name, &at, timeout, |o| {
+            o["metadata"]["generation"].as_i64() == Some(generation)
+        });
+    }
+
+    /// The object once `ready` says so of it; a panic naming it `NAME{described}` after
+    /// `timeout`.
+    fn poll(
+        &self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        described: &str,
+        timeout: Duration,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(object) = self.object(kind, ns, name) {
+            if let Some(object) = self.object(kind, ns, name).filter(|o| ready(o)) {
                 return object;
             }
             assert!(
                 Instant::now() < deadline,
-                "no {} {ns}/{name} after {timeout:?}; requests: {:#?}",
+                "no {} {ns}/{name}{described} after {timeout:?}; requests: {:#?}",
                 kind.name(),
                 self.requests()
             );
