@@ -168,11 +168,13 @@ async fn assigns_uids(client: &Client, namespace: &str) -> bool {
 }
 
 /// Until every node the DaemonSet wants holds the image; an error naming the nodes that
-/// cannot pull once all others do.
+/// cannot pull once all others do. Each node's pull time is read as soon as it holds the
+/// image, so that the progress can say which pull was the slowest so far.
 async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodePull>, DeployError> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &spec.namespace);
+    let mut pulls = PullTimes::new(client, &spec.namespace);
     let started = Instant::now();
-    let mut held_before = usize::MAX;
+    let mut said = String::new();
     loop {
         let desired = desired_nodes(&api, name).await?;
         let nodes = read_nodes(client, spec).await?;
@@ -190,14 +192,12 @@ async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodeP
                 _ => None,
             })
             .collect();
+        pulls.read_new(&held).await;
         if let Some(desired) = desired {
-            if held.len() != held_before {
-                held_before = held.len();
-                tracing::info!(
-                    "{} of {desired} nodes hold the image ({}s)",
-                    held.len(),
-                    started.elapsed().as_secs()
-                );
+            let progress = pulls.progress(held.len(), desired);
+            if progress != said {
+                tracing::info!("{progress} ({}s)", started.elapsed().as_secs());
+                said = progress;
             }
             if desired == 0 {
                 return Err(DeployError::NoPrewarmNodes(name.into()));
@@ -210,7 +210,7 @@ async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodeP
                 });
             }
             if held.len() >= desired as usize {
-                return Ok(pull_times(client, spec, &held).await);
+                return Ok(pulls.of(&held));
             }
         }
         tokio::time::sleep(POLL).await;
@@ -262,25 +262,51 @@ async fn pending_nodes(client: &Client, spec: &ServeSpec) -> Vec<String> {
 }
 
 /// Each node's pull time, from its pod's `Pulled` event (events may be gone or unreadable:
-/// then the time is unknown, never an error); `held` is each node with its pod.
-async fn pull_times(
-    client: &Client,
-    spec: &ServeSpec,
-    held: &[(&String, &String)],
-) -> Vec<NodePull> {
-    let events: Api<Event> = Api::namespaced(client.clone(), &spec.namespace);
-    let mut pulls = Vec::new();
-    for (node, pod) in held {
-        let seconds = pulled_seconds(&events, pod).await;
-        if let Some(s) = seconds {
-            tracing::info!("{node}: pulled in {s:.1}s");
+/// then the time is unknown, never an error).
+struct PullTimes {
+    events: Api<Event>,
+    by_node: BTreeMap<String, f64>,
+}
+
+impl PullTimes {
+    fn new(client: &Client, namespace: &str) -> Self {
+        PullTimes {
+            events: Api::namespaced(client.clone(), namespace),
+            by_node: BTreeMap::new(),
         }
-        pulls.push(NodePull {
-            node: node.to_string(),
-            pull_seconds: seconds,
-        });
     }
-    pulls
+
+    /// Reads the pull time of each node in `held` (each node with its pod) not known yet.
+    async fn read_new(&mut self, held: &[(&String, &String)]) {
+        for (node, pod) in held {
+            if self.by_node.contains_key(*node) {
+                continue;
+            }
+            if let Some(seconds) = pulled_seconds(&self.events, pod).await {
+                tracing::info!("{node}: pulled in {seconds:.1}s");
+                self.by_node.insert(node.to_string(), seconds);
+            }
+        }
+    }
+
+    /// "3 of 4 nodes hold the image, slowest pull 41s".
+    fn progress(&self, held: usize, desired: i32) -> String {
+        let said = format!("{held} of {desired} nodes hold the image");
+        match self.by_node.values().copied().reduce(f64::max) {
+            Some(slowest) => format!("{said}, slowest pull {slowest:.0}s"),
+            None => said,
+        }
+    }
+
+    /// The pull time of each node in `held`, where its event said.
+    fn of(&self, held: &[(&String, &String)]) -> Vec<NodePull> {
+        held.iter()
+            .map(|(node, _)| NodePull {
+                node: node.to_string(),
+                pull_seconds: self.by_node.get(*node).copied(),
+            })
+            .collect()
+    }
 }
 
 async fn pulled_seconds(events: &Api<Event>, pod: &str) -> Option<f64> {

@@ -58,6 +58,8 @@ fn run_nodes(
 fn add_node_pod(server: &KubeServer, node: &str, kubelet: Node) {
     let pod = format!("{DAEMON_SET}-{node}");
     let image = IMAGE;
+    // The kubelet records `Pulled` before it starts the container.
+    add_pulled_event(server, node, &pod, kubelet);
     let state = match kubelet {
         Node::Pulls(_) | Node::Holds => json!({"running": {"startedAt": "2026-12-07T01:00:00Z"}}),
         Node::BacksOff => json!({"waiting": {"reason": "ImagePullBackOff",
@@ -74,6 +76,11 @@ fn add_node_pod(server: &KubeServer, node: &str, kubelet: Node) {
                 "restartCount": 0, "state": state}]},
         }),
     );
+}
+
+/// The kubelet's `Pulled` event for `pod`, where `kubelet` pulled or held the image.
+fn add_pulled_event(server: &KubeServer, node: &str, pod: &str, kubelet: Node) {
+    let image = IMAGE;
     let message = match kubelet {
         Node::Pulls(time) => format!(
             "Successfully pulled image \"{image}\" in {time} ({time} including waiting). Image size: 51539607552 bytes."
@@ -145,7 +152,11 @@ fn a_node_that_cannot_pull_is_named_and_nothing_is_deployed() {
         text.contains("1 node(s) cannot pull the image (2 hold it)"),
         "{text}"
     );
-    assert!(!text.contains("gpu-node-a:"), "{text}");
+    assert!(!text.contains("node gpu-node-a:"), "{text}");
+    assert!(
+        text.contains("2 of 3 nodes hold the image, slowest pull 41s"),
+        "{text}"
+    );
 
     // The DaemonSet was the predictor's placement, pinned to the digest, harmless.
     let pod = &ds["spec"]["template"]["spec"];
@@ -198,7 +209,7 @@ fn every_node_holds_the_image_with_its_pull_time_before_the_deploy() {
         ])
     );
     assert!(
-        stderr(&out).contains("3 of 3 nodes hold the image"),
+        stderr(&out).contains("3 of 3 nodes hold the image, slowest pull 62s"),
         "{}",
         stderr(&out)
     );
