@@ -210,7 +210,7 @@ async fn wait(client: &Client, spec: &ServeSpec, name: &str) -> Result<Vec<NodeP
                 });
             }
             if held.len() >= desired as usize {
-                return Ok(pulls.of(&held));
+                return Ok(pulls.of(&held).await);
             }
         }
         tokio::time::sleep(POLL).await;
@@ -262,10 +262,13 @@ async fn pending_nodes(client: &Client, spec: &ServeSpec) -> Vec<String> {
 }
 
 /// Each node's pull time, from its pod's `Pulled` event (events may be gone or unreadable:
-/// then the time is unknown, never an error).
+/// then the time is unknown, never an error). Each node's events are read once while
+/// waiting, and once more at the end where they did not say: a kept DaemonSet's old events
+/// have expired, and asking again every poll would not bring them back.
 struct PullTimes {
     events: Api<Event>,
-    by_node: BTreeMap<String, f64>,
+    /// Every node asked about, with what its events said.
+    by_node: BTreeMap<String, Option<f64>>,
 }
 
 impl PullTimes {
@@ -276,36 +279,56 @@ impl PullTimes {
         }
     }
 
-    /// Reads the pull time of each node in `held` (each node with its pod) not known yet.
+    /// Reads the pull time of each node in `held` (each node with its pod) not asked about yet.
     async fn read_new(&mut self, held: &[(&String, &String)]) {
         for (node, pod) in held {
-            if self.by_node.contains_key(*node) {
-                continue;
-            }
-            if let Some(seconds) = pulled_seconds(&self.events, pod).await {
-                tracing::info!("{node}: pulled in {seconds:.1}s");
+            if !self.by_node.contains_key(*node) {
+                let seconds = self.read(node, pod).await;
                 self.by_node.insert(node.to_string(), seconds);
             }
         }
     }
 
-    /// "3 of 4 nodes hold the image, slowest pull 41s".
-    fn progress(&self, held: usize, desired: i32) -> String {
-        let said = format!("{held} of {desired} nodes hold the image");
-        match self.by_node.values().copied().reduce(f64::max) {
-            Some(slowest) => format!("{said}, slowest pull {slowest:.0}s"),
-            None => said,
+    async fn read(&self, node: &str, pod: &str) -> Option<f64> {
+        let seconds = pulled_seconds(&self.events, pod).await;
+        if let Some(s) = seconds {
+            tracing::info!("{node}: pulled in {s:.1}s");
         }
+        seconds
     }
 
-    /// The pull time of each node in `held`, where its event said.
-    fn of(&self, held: &[(&String, &String)]) -> Vec<NodePull> {
-        held.iter()
-            .map(|(node, _)| NodePull {
+    /// "3 of 4 nodes hold the image, slowest pull 41s".
+    fn progress(&self, held: usize, desired: i32) -> String {
+        let known = self.by_node.values().flatten().copied();
+        format!(
+            "{held} of {desired} nodes hold the image{}",
+            slowest_pull(known)
+        )
+    }
+
+    /// The pull time of each node in `held`; where its events did not say yet, they are read
+    /// once more (the kubelet's event may reach the API server after the container started).
+    async fn of(&self, held: &[(&String, &String)]) -> Vec<NodePull> {
+        let mut pulls = Vec::new();
+        for (node, pod) in held {
+            let seconds = match self.by_node.get(*node).copied().flatten() {
+                Some(seconds) => Some(seconds),
+                None => self.read(node, pod).await,
+            };
+            pulls.push(NodePull {
                 node: node.to_string(),
-                pull_seconds: self.by_node.get(*node).copied(),
-            })
-            .collect()
+                pull_seconds: seconds,
+            });
+        }
+        pulls
+    }
+}
+
+/// ", slowest pull 41s" of some pull times; nothing when there are none.
+pub(crate) fn slowest_pull(seconds: impl IntoIterator<Item = f64>) -> String {
+    match seconds.into_iter().reduce(f64::max) {
+        Some(slowest) => format!(", slowest pull {slowest:.0}s"),
+        None => String::new(),
     }
 }
 

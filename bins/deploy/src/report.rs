@@ -4,7 +4,7 @@ use modelcar_shared::cli::Report;
 use serde::Serialize;
 
 use crate::apply::Change;
-use crate::prewarm::PrewarmReport;
+use crate::prewarm::{slowest_pull, PrewarmReport};
 use crate::wait::Ready;
 use crate::ServeSpec;
 
@@ -88,13 +88,7 @@ impl Report for DryRun {
 
 impl Report for PrewarmReport {
     fn human(&self) -> String {
-        let slowest = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.pull_seconds)
-            .reduce(f64::max)
-            .map(|s| format!(", slowest pull {s:.0}s"))
-            .unwrap_or_default();
+        let slowest = slowest_pull(self.nodes.iter().filter_map(|n| n.pull_seconds));
         let mut text = format!("{} node(s) hold {}{slowest}", self.nodes.len(), self.image);
         for node in &self.nodes {
             let time = match node.pull_seconds {
