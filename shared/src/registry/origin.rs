@@ -3,6 +3,8 @@
 //! behind a proxy) is followed with what [`Authorization::value_for`] allows, and an upload URL
 //! read back from a file only where the registry itself places uploads.
 
+use std::sync::{MutexGuard, PoisonError};
+
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
 
@@ -14,11 +16,7 @@ impl RegistryClient {
     /// The registry placed an upload at `url`, on another origin than its own: said once.
     pub(super) fn placed_uploads_on(&self, url: &Url) {
         let origin = url.origin().ascii_serialization();
-        let mut known = self
-            .inner()
-            .upload_origin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = self.known_upload_origin();
         if known.as_deref() != Some(origin.as_str()) {
             tracing::info!(
                 registry = %self.registry(),
@@ -38,19 +36,20 @@ impl RegistryClient {
         if self.is_own_origin(url) {
             return true;
         }
-        let known = |client: &Self| {
-            client
-                .inner()
-                .upload_origin
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone()
-        };
-        if known(self).is_none() {
+        let unknown = self.known_upload_origin().is_none();
+        if unknown {
             // An upload opened only to learn where uploads go; the registry purges it.
             let _ = self.start_upload().await;
         }
-        known(self).as_deref() == Some(url.origin().ascii_serialization().as_str())
+        self.known_upload_origin().as_deref() == Some(url.origin().ascii_serialization().as_str())
+    }
+
+    /// The other origin the registry placed an upload on this run, if it has.
+    fn known_upload_origin(&self) -> MutexGuard<'_, Option<String>> {
+        self.inner()
+            .upload_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `request` with the credentials that may go where it goes ([`Authorization::value_for`]);
