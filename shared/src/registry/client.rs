@@ -328,14 +328,11 @@ impl RegistryClient {
         loop {
             attempt += 1;
             let auth = self.inner.auth.header(&self.inner.http).await?;
-            let (http, request) = make(&self.inner.http).build_split();
-            let request = request.map_err(|e| self.unreachable(action, e))?;
-            let (request, foreign) = self.authorized(action, request, &auth)?;
-            let failure = match http.execute(request).await {
+            let request = make(&self.inner.http)
+                .build()
+                .map_err(|e| self.unreachable(action, e))?;
+            let failure = match self.execute_authorized(action, request, &auth).await? {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
-                    if let Some(url) = foreign {
-                        return Err(self.foreign_refused(action, &url));
-                    }
                     let challenge = header_str(resp.headers(), WWW_AUTHENTICATE);
                     if reauthentications < 2
                         && self

@@ -6,7 +6,7 @@
 use std::sync::{MutexGuard, PoisonError};
 
 use reqwest::header::{HeaderValue, AUTHORIZATION};
-use reqwest::Url;
+use reqwest::{Response, StatusCode, Url};
 
 use super::auth::Authorization;
 use super::client::RegistryClient;
@@ -52,9 +52,29 @@ impl RegistryClient {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `request` with the credentials that may go where it goes ([`Authorization::value_for`]);
-    /// and where that is, when it is not this registry's own origin.
-    pub(super) fn authorized(
+    /// Sends `request` with the credentials that may go where it goes
+    /// ([`Authorization::value_for`]). A 401 from another origin than the registry's own is
+    /// final: nothing that may be sent there would change it. The inner `Err` is the
+    /// network's, for the caller to judge.
+    pub(super) async fn execute_authorized(
+        &self,
+        action: &str,
+        request: reqwest::Request,
+        auth: &Authorization,
+    ) -> Result<Result<Response, reqwest::Error>, RegistryError> {
+        let (request, foreign) = self.authorized(action, request, auth)?;
+        let sent = self.inner().http.execute(request).await;
+        match (&sent, foreign) {
+            (Ok(resp), Some(url)) if resp.status() == StatusCode::UNAUTHORIZED => {
+                Err(self.foreign_refused(action, &url))
+            }
+            _ => Ok(sent),
+        }
+    }
+
+    /// `request` with the credentials that may go where it goes; and where that is, when it
+    /// is not this registry's own origin.
+    fn authorized(
         &self,
         action: &str,
         mut request: reqwest::Request,
@@ -74,7 +94,7 @@ impl RegistryClient {
         Ok((request, foreign))
     }
 
-    pub(super) fn foreign_refused(&self, action: &str, url: &Url) -> RegistryError {
+    fn foreign_refused(&self, action: &str, url: &Url) -> RegistryError {
         RegistryError::ForeignOriginRefused {
             registry: self.registry().into(),
             action: action.into(),

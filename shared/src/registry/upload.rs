@@ -96,15 +96,10 @@ impl RegistryClient {
         let request = request
             .build()
             .map_err(|source| self.unreachable(&action, source))?;
-        let (request, foreign) = self.authorized(&action, request, &auth)?;
-        let resp = inner
-            .http
-            .execute(request)
-            .await
+        let resp = self
+            .execute_authorized(&action, request, &auth)
+            .await?
             .map_err(|source| self.unreachable(&action, source))?;
-        if let (StatusCode::UNAUTHORIZED, Some(url)) = (resp.status(), &foreign) {
-            return Err(self.foreign_refused(&action, url));
-        }
         match resp.status() {
             StatusCode::ACCEPTED | StatusCode::NO_CONTENT => {
                 // What the registry says it holds now is not trusted over our own count: ECR's
